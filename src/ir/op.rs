@@ -1,0 +1,217 @@
+//! The primitive operations of the IR.
+//!
+//! This is the whole set of things the back ends must know how to compute; everything else
+//! (layers, activations, losses) is written in `.dnn` in the standard library and inlined
+//! into these. Each op's shape rule, derivative and reference kernel live in `src/ops/`,
+//! one match arm per op, so adding an op here is a compile error everywhere it is missing.
+
+use crate::shape::DType;
+use std::fmt;
+
+/// Elementwise functions of one argument.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Abs,
+    /// -1, 0 or 1; its derivative is zero almost everywhere.
+    Sign,
+    Tanh,
+    /// 1 / (1 + exp(-x)), kept primitive for its stable derivative y (1 - y).
+    Sigmoid,
+    /// Logical not of a bool tensor.
+    Not,
+}
+
+/// Elementwise functions of two arguments, with NumPy broadcasting.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    /// a^b for float tensors.
+    Pow,
+    Max,
+    Min,
+    /// Comparisons produce `bool`.
+    Eq,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+}
+
+impl BinaryOp {
+    pub fn is_comparison(self) -> bool {
+        matches!(self, BinaryOp::Eq | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge)
+    }
+
+    pub fn is_logical(self) -> bool {
+        matches!(self, BinaryOp::And | BinaryOp::Or)
+    }
+}
+
+/// Reductions over a set of axes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    Sum,
+    Max,
+}
+
+/// Random distributions, sampled from the step's seeded stream.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Distribution {
+    /// Uniform on [0, 1).
+    Uniform,
+    /// Standard normal.
+    Normal,
+}
+
+/// A primitive operation. Attributes that shape the result live here; the result's type
+/// lives on the node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// The graph's `index`-th input (data fed by the caller).
+    Input {
+        index: usize,
+    },
+    /// The graph's `index`-th parameter or state tensor (see `Graph::params`).
+    Param {
+        index: usize,
+    },
+    /// A tensor of the node's type, every element `value`.
+    Fill {
+        value: f64,
+    },
+    /// Random numbers of the node's type; `stream` tells independent draws apart.
+    Random {
+        dist: Distribution,
+        stream: u32,
+    },
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    /// `select(cond, a, b)`: a where cond is true, b elsewhere; broadcasts all three.
+    Select,
+    /// Converts the element type; bool becomes 0 or 1.
+    Cast {
+        to: DType,
+    },
+    /// Reduces over `axes` (sorted, distinct); `keep` leaves them as size 1.
+    Reduce {
+        op: ReduceOp,
+        axes: Vec<usize>,
+        keep: bool,
+    },
+    /// Index of the largest element along `axis`, as i64; the axis is removed.
+    ArgMax {
+        axis: usize,
+    },
+    /// The number of elements in `axes` of the input, as a scalar of the node's dtype.
+    /// It exists because symbolic sizes (the batch) are known only at run time.
+    SizeOf {
+        axes: Vec<usize>,
+    },
+    /// Same elements, the node's shape (equal element count).
+    Reshape,
+    /// Permutes axes: output axis `i` is input axis `perm[i]`.
+    Transpose {
+        perm: Vec<usize>,
+    },
+    /// Broadcasts the input to the node's shape (NumPy rules).
+    Broadcast,
+    /// Matrix product over the last two axes: `[.., M, K] @ [.., K, N]`, batch axes broadcast.
+    /// A rank-1 right operand is not allowed; the front end reshapes it.
+    MatMul,
+    /// `one_hot(labels, depth)`: an i64 tensor to a float tensor with a new last axis.
+    OneHot {
+        depth: usize,
+    },
+}
+
+impl Op {
+    /// The op's name in the text form of the IR.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "input",
+            Op::Param { .. } => "param",
+            Op::Fill { .. } => "fill",
+            Op::Random { dist: Distribution::Uniform, .. } => "random_uniform",
+            Op::Random { dist: Distribution::Normal, .. } => "random_normal",
+            Op::Unary(u) => match u {
+                UnaryOp::Neg => "neg",
+                UnaryOp::Exp => "exp",
+                UnaryOp::Log => "log",
+                UnaryOp::Sqrt => "sqrt",
+                UnaryOp::Abs => "abs",
+                UnaryOp::Sign => "sign",
+                UnaryOp::Tanh => "tanh",
+                UnaryOp::Sigmoid => "sigmoid",
+                UnaryOp::Not => "not",
+            },
+            Op::Binary(b) => match b {
+                BinaryOp::Add => "add",
+                BinaryOp::Sub => "sub",
+                BinaryOp::Mul => "mul",
+                BinaryOp::Div => "div",
+                BinaryOp::Pow => "pow",
+                BinaryOp::Max => "maximum",
+                BinaryOp::Min => "minimum",
+                BinaryOp::Eq => "eq",
+                BinaryOp::Lt => "lt",
+                BinaryOp::Le => "le",
+                BinaryOp::Gt => "gt",
+                BinaryOp::Ge => "ge",
+                BinaryOp::And => "and",
+                BinaryOp::Or => "or",
+            },
+            Op::Select => "select",
+            Op::Cast { .. } => "cast",
+            Op::Reduce { op: ReduceOp::Sum, .. } => "sum",
+            Op::Reduce { op: ReduceOp::Max, .. } => "max",
+            Op::ArgMax { .. } => "argmax",
+            Op::SizeOf { .. } => "size_of",
+            Op::Reshape => "reshape",
+            Op::Transpose { .. } => "transpose",
+            Op::Broadcast => "broadcast",
+            Op::MatMul => "matmul",
+            Op::OneHot { .. } => "one_hot",
+        }
+    }
+
+    /// True for ops whose output does not depend on an input's value differentiably
+    /// (integer results, comparisons, sizes): autodiff stops there.
+    pub fn is_leaf(&self) -> bool {
+        matches!(self, Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } | Op::Random { .. })
+    }
+}
+
+impl fmt::Display for Op {
+    /// The op with its attributes, as the text form prints it: `sum{axes=[1], keep}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())?;
+        match self {
+            Op::Input { index } | Op::Param { index } => write!(f, "{{{index}}}"),
+            Op::Fill { value } => write!(f, "{{{}}}", fmt_f64(*value)),
+            Op::Random { stream, .. } => write!(f, "{{stream={stream}}}"),
+            Op::Cast { to } => write!(f, "{{{to}}}"),
+            Op::Reduce { axes, keep, .. } => {
+                write!(f, "{{axes={axes:?}{}}}", if *keep { ", keep" } else { "" })
+            }
+            Op::ArgMax { axis } => write!(f, "{{axis={axis}}}"),
+            Op::SizeOf { axes } => write!(f, "{{axes={axes:?}}}"),
+            Op::Transpose { perm } => write!(f, "{{perm={perm:?}}}"),
+            Op::OneHot { depth } => write!(f, "{{depth={depth}}}"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Prints a float so that it reads back exactly and integers keep a `.0`.
+pub fn fmt_f64(v: f64) -> String {
+    if v.is_finite() && v == v.trunc() && v.abs() < 1e15 { format!("{v:.1}") } else { format!("{v:?}") }
+}

@@ -1,0 +1,1 @@
+//! (this stage lands in a later commit)

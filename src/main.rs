@@ -1,0 +1,5 @@
+//! The `dnnc` command line.
+
+fn main() {
+    println!("dnnc {}", env!("CARGO_PKG_VERSION"));
+}

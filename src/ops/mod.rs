@@ -1,0 +1,138 @@
+//! The op registry: for every primitive, its shape rule, its derivative and its reference
+//! kernel, side by side in one file per family of ops.
+//!
+//! | family        | file             | ops |
+//! |---------------|------------------|-----|
+//! | leaves        | `leaf.rs`        | input, param, fill, random |
+//! | elementwise   | `elementwise.rs` | unary, binary, select, cast |
+//! | reductions    | `reduce.rs`      | reduce, argmax, size_of |
+//! | layout        | `layout.rs`      | reshape, transpose, broadcast, one_hot |
+//! | linear algebra| `linalg.rs`      | matmul |
+//!
+//! Consumers dispatch with an exhaustive `match` on [`Op`], so a new op that lacks a rule
+//! somewhere does not compile.
+
+mod elementwise;
+mod layout;
+mod leaf;
+mod linalg;
+mod reduce;
+
+use crate::ir::Op;
+use crate::shape::{BroadcastError, DType, Shape, TensorType, fmt_shape};
+use std::fmt;
+
+/// Why an op cannot take the types it was given. Rendered into a diagnostic by the caller,
+/// which knows the spans.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ShapeError {
+    /// The op got the wrong number of operands.
+    Arity { op: &'static str, expected: usize, got: usize },
+    /// Two operands' shapes do not broadcast.
+    Broadcast { op: &'static str, lhs: TensorType, rhs: TensorType, err: BroadcastError },
+    /// Two operands must share an element type.
+    DTypeMismatch { op: &'static str, lhs: DType, rhs: DType },
+    /// An operand's element type is not one the op accepts.
+    DType { op: &'static str, expected: &'static str, got: DType },
+    /// Inner dimensions of a matrix product differ, or an operand has rank < 2.
+    MatMul { lhs: TensorType, rhs: TensorType, reason: String },
+    /// An axis outside `0..rank`.
+    Axis { op: &'static str, axis: i64, rank: usize },
+    /// A reshape that changes the number of elements.
+    Reshape { from: Shape, to: Shape },
+    /// A broadcast to a shape the operand cannot broadcast to.
+    BroadcastTo { from: Shape, to: Shape },
+    /// A transpose permutation that is not a permutation of the axes.
+    Permutation { perm: Vec<usize>, rank: usize },
+    /// The op needs its result type as an attribute and got none.
+    MissingTarget { op: &'static str },
+}
+
+impl fmt::Display for ShapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShapeError::Arity { op, expected, got } => {
+                write!(f, "`{op}` takes {expected} operand(s), got {got}")
+            }
+            ShapeError::Broadcast { op, lhs, rhs, err } => write!(
+                f,
+                "`{op}` cannot broadcast {lhs} with {rhs}: dimension {} against {}",
+                err.lhs, err.rhs
+            ),
+            ShapeError::DTypeMismatch { op, lhs, rhs } => {
+                write!(f, "`{op}` needs operands of one element type, got {lhs} and {rhs}")
+            }
+            ShapeError::DType { op, expected, got } => {
+                write!(f, "`{op}` expects {expected}, got {got}")
+            }
+            ShapeError::MatMul { lhs, rhs, reason } => {
+                write!(f, "matrix product of {lhs} and {rhs}: {reason}")
+            }
+            ShapeError::Axis { op, axis, rank } => {
+                write!(f, "`{op}`: axis {axis} is out of range for rank {rank}")
+            }
+            ShapeError::Reshape { from, to } => write!(
+                f,
+                "cannot reshape {} into {}: the element counts differ",
+                fmt_shape(from),
+                fmt_shape(to)
+            ),
+            ShapeError::BroadcastTo { from, to } => {
+                write!(f, "cannot broadcast {} to {}", fmt_shape(from), fmt_shape(to))
+            }
+            ShapeError::Permutation { perm, rank } => {
+                write!(f, "{perm:?} is not a permutation of {rank} axes")
+            }
+            ShapeError::MissingTarget { op } => write!(f, "`{op}` needs its result type"),
+        }
+    }
+}
+
+impl std::error::Error for ShapeError {}
+
+/// The result type of `op` applied to operands of types `inputs`. `target` is the result
+/// type for ops whose result is an attribute (fill, random, reshape, broadcast, input, param).
+pub fn infer(op: &Op, inputs: &[&TensorType], target: Option<&TensorType>) -> Result<TensorType, ShapeError> {
+    let arity = arity(op);
+    if inputs.len() != arity {
+        return Err(ShapeError::Arity { op: op.name(), expected: arity, got: inputs.len() });
+    }
+    match op {
+        Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } | Op::Random { .. } => leaf::infer(op, target),
+        Op::Unary(u) => elementwise::infer_unary(*u, inputs[0]),
+        Op::Binary(b) => elementwise::infer_binary(*b, inputs[0], inputs[1]),
+        Op::Select => elementwise::infer_select(inputs[0], inputs[1], inputs[2]),
+        Op::Cast { to } => Ok(TensorType::new(*to, inputs[0].shape.clone())),
+        Op::Reduce { axes, keep, .. } => reduce::infer_reduce(op.name(), inputs[0], axes, *keep),
+        Op::ArgMax { axis } => reduce::infer_argmax(inputs[0], *axis),
+        Op::SizeOf { axes } => reduce::infer_size_of(inputs[0], axes, target),
+        Op::Reshape => layout::infer_reshape(inputs[0], target),
+        Op::Transpose { perm } => layout::infer_transpose(inputs[0], perm),
+        Op::Broadcast => layout::infer_broadcast(inputs[0], target),
+        Op::OneHot { depth } => layout::infer_one_hot(inputs[0], *depth, target),
+        Op::MatMul => linalg::infer_matmul(inputs[0], inputs[1]),
+    }
+}
+
+/// The number of operands an op takes.
+pub fn arity(op: &Op) -> usize {
+    match op {
+        Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } | Op::Random { .. } => 0,
+        Op::Unary(_)
+        | Op::Cast { .. }
+        | Op::Reduce { .. }
+        | Op::ArgMax { .. }
+        | Op::SizeOf { .. }
+        | Op::Reshape
+        | Op::Transpose { .. }
+        | Op::Broadcast
+        | Op::OneHot { .. } => 1,
+        Op::Binary(_) | Op::MatMul => 2,
+        Op::Select => 3,
+    }
+}
+
+/// Checks that `axis` is a valid axis of a rank-`rank` tensor.
+fn check_axis(op: &'static str, axis: usize, rank: usize) -> Result<(), ShapeError> {
+    if axis < rank { Ok(()) } else { Err(ShapeError::Axis { op, axis: axis as i64, rank }) }
+}

@@ -1,0 +1,1 @@
+//! Data sources: loaders for dataset files, batching and the data search path.
