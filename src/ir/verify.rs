@@ -13,7 +13,7 @@ pub enum VerifyError {
     #[error("node %{node}: the stored type {stored} differs from the inferred {inferred}")]
     TypeMismatch { node: usize, stored: String, inferred: String },
     #[error("node %{node}: {error}")]
-    Shape { node: usize, error: ops::ShapeError },
+    Shape { node: usize, error: Box<ops::ShapeError> },
     #[error("output `{name}` names node %{node}, which does not exist")]
     BadOutput { name: String, node: usize },
 }
@@ -40,7 +40,7 @@ pub fn verify(g: &Graph) -> Result<(), VerifyError> {
         };
         let in_types: Vec<_> = n.inputs.iter().map(|&o| g.ty(o)).collect();
         let inferred = ops::infer(&n.op, &in_types, Some(leaf_type.unwrap_or(&n.ty)))
-            .map_err(|error| VerifyError::Shape { node: i, error })?;
+            .map_err(|error| VerifyError::Shape { node: i, error: Box::new(error) })?;
         if inferred != n.ty {
             return Err(VerifyError::TypeMismatch {
                 node: i,
