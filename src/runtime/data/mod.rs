@@ -1,1 +1,55 @@
 //! Data sources: loaders for dataset files, batching and the data search path.
+//!
+//! Every loader returns a [`Dataset`]: whole arrays held in memory in their compact
+//! element type (images stay `u8`), with a note on how to turn a batch into the `f32` the
+//! model reads. Batching, shuffling and the validation split work on any dataset.
+
+use ndarray::ArrayD;
+
+/// A host array in the element type it is stored in.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HostArray {
+    U8(ArrayD<u8>),
+    I64(ArrayD<i64>),
+    F32(ArrayD<f32>),
+}
+
+impl HostArray {
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            HostArray::U8(a) => a.shape(),
+            HostArray::I64(a) => a.shape(),
+            HostArray::F32(a) => a.shape(),
+        }
+    }
+
+    /// Number of samples: the length of the first axis.
+    pub fn len(&self) -> usize {
+        self.shape().first().copied().unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn dtype(&self) -> crate::shape::DType {
+        match self {
+            HostArray::U8(_) => crate::shape::DType::U8,
+            HostArray::I64(_) => crate::shape::DType::I64,
+            HostArray::F32(_) => crate::shape::DType::F32,
+        }
+    }
+}
+
+/// Features and labels of one split of a dataset, sample-major (axis 0 is the sample).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// For messages: `mnist (train)`.
+    pub name: String,
+    pub x: HostArray,
+    pub y: HostArray,
+    /// `u8` features are multiplied by this when a batch is made (1/255 for images).
+    pub x_scale: f32,
+    /// Number of classes for classification labels, when known.
+    pub classes: Option<usize>,
+}
