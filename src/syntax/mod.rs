@@ -1,1 +1,7 @@
-//! (this stage lands in a later commit)
+//! Syntax: the logos lexer, the pest parser (the only code that touches pest) and the AST.
+
+pub mod ast;
+pub mod lexer;
+mod parser;
+
+pub use parser::{MAX_NESTING, Parsed, parse};
