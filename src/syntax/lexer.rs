@@ -47,8 +47,6 @@ pub enum Tok {
     With,
     #[token("minimizing")]
     Minimizing,
-    #[token("log")]
-    Log,
     #[token("true")]
     True,
     #[token("false")]

@@ -3,5 +3,7 @@
 pub mod ast;
 pub mod lexer;
 mod parser;
+mod print;
 
 pub use parser::{MAX_NESTING, Parsed, parse};
+pub use print::{expr_text, print_ast, type_text};

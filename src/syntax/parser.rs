@@ -160,6 +160,10 @@ fn describe(rule: &Rule) -> &'static str {
         }
         Rule::arg => "an argument",
         Rule::block => "`{`",
+        Rule::paren => "`(`",
+        Rule::list => "`[`",
+        Rule::use_path | Rule::use_group => "a module path",
+        Rule::fn_kind => "`fn`",
         Rule::closure => "a closure",
         Rule::bool_lit => "`true` or `false`",
         _ => "something else",
@@ -312,7 +316,7 @@ impl Builder<'_> {
         let span = self.span(&p);
         let inner = p.into_inner().next().expect("type body");
         match inner.as_rule() {
-            Rule::ident => TypeExpr::Named { name: self.ident(inner), dims: None, span },
+            Rule::ident | Rule::fn_kind => TypeExpr::Named { name: self.ident(inner), dims: None, span },
             Rule::tensor_type => {
                 let mut parts = inner.into_inner();
                 let name = self.ident(parts.next().expect("dtype"));
