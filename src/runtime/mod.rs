@@ -1,5 +1,8 @@
-//! The runtime: tensors, data loading, initializers, optimizers, metrics, checkpoints and
 //! the training loop.
 
+pub mod clip;
 pub mod data;
+pub mod init;
+pub mod optim;
 pub mod rng;
+pub mod schedule;
