@@ -1,3 +1,4 @@
+//! The runtime: tensors, data loading, initializers, optimizers, metrics, checkpoints and
 //! the training loop.
 
 pub mod checkpoint;
@@ -6,6 +7,8 @@ pub mod data;
 pub mod fsutil;
 pub mod history;
 pub mod init;
+pub mod metrics;
 pub mod optim;
+pub mod progress;
 pub mod rng;
 pub mod schedule;
