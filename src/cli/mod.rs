@@ -19,7 +19,11 @@ fn load(file: &Path) -> Option<(Checked, sema::Program)> {
     diag::render(&checked.diags, &checked.sources);
     let errors = checked.diags.iter().filter(|d| d.is_error()).count();
     if errors > 0 {
-        eprintln!("error: could not compile `{}` due to {errors} previous error{}", file.display(), if errors == 1 { "" } else { "s" });
+        eprintln!(
+            "error: could not compile `{}` due to {errors} previous error{}",
+            file.display(),
+            if errors == 1 { "" } else { "s" }
+        );
     }
     let program = checked.program.take()?;
     Some((checked, program))
@@ -28,7 +32,14 @@ fn load(file: &Path) -> Option<(Checked, sema::Program)> {
 pub fn check(file: &Path) -> ExitCode {
     match load(file) {
         Some((_, p)) => {
-            println!("{}: ok ({} model{}, {} block{})", file.display(), p.models.len(), plural(p.models.len()), p.trains.len(), plural(p.trains.len()));
+            println!(
+                "{}: ok ({} model{}, {} block{})",
+                file.display(),
+                p.models.len(),
+                plural(p.models.len()),
+                p.trains.len(),
+                plural(p.trains.len())
+            );
             ExitCode::SUCCESS
         }
         None => ExitCode::FAILURE,

@@ -14,7 +14,8 @@ fn to_codespan(d: &Diag) -> Diagnostic<usize> {
         Severity::Warning => Diagnostic::warning(),
     };
     let mut labels = vec![
-        Label::primary(d.primary.span.file.0 as usize, d.primary.span.range()).with_message(&d.primary.message),
+        Label::primary(d.primary.span.file.0 as usize, d.primary.span.range())
+            .with_message(&d.primary.message),
     ];
     labels.extend(
         d.secondary

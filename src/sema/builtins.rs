@@ -67,7 +67,16 @@ builtins! {
 
 /// Names that denote values rather than functions.
 pub const VALUE_NAMES: &[&str] = &[
-    "training", "f32", "f64", "i64", "u8", "bool", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
+    "training",
+    "f32",
+    "f64",
+    "i64",
+    "u8",
+    "bool",
+    "glorot_uniform",
+    "glorot_normal",
+    "he_uniform",
+    "he_normal",
     "orthogonal",
 ];
 
@@ -126,27 +135,51 @@ fn bind(lw: &mut Lowerer, b: Builtin, args: Vec<ArgVal>, span: Span) -> Result<B
                 Some(i) => i,
                 None => {
                     return Err(lw.report(
-                        Diag::error(Code::E0105, format!("`{}` has no parameter named `{}`", b.name(), n.name), n.span, "unknown argument")
-                            .with_note(format!("`{}` takes ({})", b.name(), names.join(", "))),
+                        Diag::error(
+                            Code::E0105,
+                            format!("`{}` has no parameter named `{}`", b.name(), n.name),
+                            n.span,
+                            "unknown argument",
+                        )
+                        .with_note(format!(
+                            "`{}` takes ({})",
+                            b.name(),
+                            names.join(", ")
+                        )),
                     ));
                 }
             },
         };
         if slot >= names.len() {
             return Err(lw.report(
-                Diag::error(Code::E0104, format!("`{}` takes at most {} argument(s)", b.name(), names.len()), a.span, "unexpected argument")
-                    .with_note(format!("`{}` takes ({})", b.name(), names.join(", "))),
+                Diag::error(
+                    Code::E0104,
+                    format!("`{}` takes at most {} argument(s)", b.name(), names.len()),
+                    a.span,
+                    "unexpected argument",
+                )
+                .with_note(format!("`{}` takes ({})", b.name(), names.join(", "))),
             ));
         }
         if values[slot].is_some() {
-            return Err(lw.report(Diag::error(Code::E0106, format!("argument `{}` is given twice", names[slot]), a.span, "given again here")));
+            return Err(lw.report(Diag::error(
+                Code::E0106,
+                format!("argument `{}` is given twice", names[slot]),
+                a.span,
+                "given again here",
+            )));
         }
         values[slot] = Some((a.value, a.span));
     }
     if let Some(missing) = (0..required).find(|&i| values[i].is_none()) {
         return Err(lw.report(
-            Diag::error(Code::E0104, format!("missing argument `{}` in call to `{}`", names[missing], b.name()), span, "argument missing")
-                .with_note(format!("`{}` takes ({})", b.name(), names.join(", "))),
+            Diag::error(
+                Code::E0104,
+                format!("missing argument `{}` in call to `{}`", names[missing], b.name()),
+                span,
+                "argument missing",
+            )
+            .with_note(format!("`{}` takes ({})", b.name(), names.join(", "))),
         ));
     }
     Ok(Bound { values })
@@ -155,7 +188,13 @@ fn bind(lw: &mut Lowerer, b: Builtin, args: Vec<ArgVal>, span: Span) -> Result<B
 pub fn call(lw: &mut Lowerer, _ctx: &mut Ctx, b: Builtin, args: Vec<ArgVal>, span: Span) -> Lowered {
     let mut a = bind(lw, b, args, span)?;
     match b {
-        Builtin::Exp | Builtin::Log | Builtin::Sqrt | Builtin::Abs | Builtin::Sign | Builtin::Tanh | Builtin::Sigmoid => {
+        Builtin::Exp
+        | Builtin::Log
+        | Builtin::Sqrt
+        | Builtin::Abs
+        | Builtin::Sign
+        | Builtin::Tanh
+        | Builtin::Sigmoid => {
             let (v, s) = a.take(0);
             if let Some(x) = v.as_f64() {
                 return Ok(Value::Float(fold_unary(b, x)));
@@ -250,8 +289,13 @@ pub fn call(lw: &mut Lowerer, _ctx: &mut Ctx, b: Builtin, args: Vec<ArgVal>, spa
                 Some(n) if n > 0 => n as usize,
                 _ => {
                     return Err(lw.report(
-                        Diag::error(Code::E0108, "`one_hot` needs a positive number of classes known while compiling", ds, format!("this is {}", describe(&d)))
-                            .with_note("the depth is usually bound from the predictions' last dimension"),
+                        Diag::error(
+                            Code::E0108,
+                            "`one_hot` needs a positive number of classes known while compiling",
+                            ds,
+                            format!("this is {}", describe(&d)),
+                        )
+                        .with_note("the depth is usually bound from the predictions' last dimension"),
                     ));
                 }
             };
@@ -332,7 +376,12 @@ fn describe(v: &Value) -> String {
 }
 
 fn kind_error(lw: &mut Lowerer, expected: &str, got: &Value, span: Span) -> Reported {
-    lw.report(Diag::error(Code::E0108, format!("expected {expected}, got {}", got.kind()), span, format!("this is {}", got.kind())))
+    lw.report(Diag::error(
+        Code::E0108,
+        format!("expected {expected}, got {}", got.kind()),
+        span,
+        format!("this is {}", got.kind()),
+    ))
 }
 
 /// An axis argument: negative axes count from the end.
@@ -341,8 +390,13 @@ fn axis_arg(lw: &mut Lowerer, v: &Value, span: Span, rank: usize) -> Result<usiz
     let r = rank as i64;
     if n < -r || n >= r {
         return Err(lw.report(
-            Diag::error(Code::E0206, format!("axis {n} is out of range for a tensor of rank {rank}"), span, "no such axis")
-                .with_note(format!("valid axes are {} to {}", -r, r - 1)),
+            Diag::error(
+                Code::E0206,
+                format!("axis {n} is out of range for a tensor of rank {rank}"),
+                span,
+                "no such axis",
+            )
+            .with_note(format!("valid axes are {} to {}", -r, r - 1)),
         ));
     }
     Ok(if n < 0 { (n + r) as usize } else { n as usize })
@@ -394,7 +448,12 @@ fn dims_arg(lw: &mut Lowerer, v: &Value, span: Span) -> Result<Vec<Dim>, Reporte
     for it in items {
         match it.as_dim() {
             Some(Dim::Const(n)) if n < 0 => {
-                return Err(lw.report(Diag::error(Code::E0208, format!("a dimension cannot be negative ({n})"), span, "in this shape")));
+                return Err(lw.report(Diag::error(
+                    Code::E0208,
+                    format!("a dimension cannot be negative ({n})"),
+                    span,
+                    "in this shape",
+                )));
             }
             Some(d) => out.push(d),
             None => return Err(kind_error(lw, "a dimension", it, span)),
@@ -411,7 +470,10 @@ fn reshape_target(lw: &mut Lowerer, from: &TensorType, v: &Value, span: Span) ->
         match it.as_dim() {
             Some(Dim::Const(-1)) => dims.push(None),
             Some(Dim::Const(n)) if n < 0 => {
-                return Err(lw.report(Diag::error(Code::E0208, format!("a dimension cannot be {n}"), span, "in this shape").with_note("only -1 may stand for an inferred dimension")));
+                return Err(lw.report(
+                    Diag::error(Code::E0208, format!("a dimension cannot be {n}"), span, "in this shape")
+                        .with_note("only -1 may stand for an inferred dimension"),
+                ));
             }
             Some(d) => dims.push(Some(d)),
             None => return Err(kind_error(lw, "a dimension", it, span)),
@@ -419,7 +481,12 @@ fn reshape_target(lw: &mut Lowerer, from: &TensorType, v: &Value, span: Span) ->
     }
     let holes = dims.iter().filter(|d| d.is_none()).count();
     if holes > 1 {
-        return Err(lw.report(Diag::error(Code::E0208, "a shape may contain at most one `-1`", span, "several `-1`")));
+        return Err(lw.report(Diag::error(
+            Code::E0208,
+            "a shape may contain at most one `-1`",
+            span,
+            "several `-1`",
+        )));
     }
     if holes == 0 {
         return Ok(dims.into_iter().flatten().collect());
@@ -427,7 +494,9 @@ fn reshape_target(lw: &mut Lowerer, from: &TensorType, v: &Value, span: Span) ->
     // The hole is what remains of the input's elements after the known target dimensions:
     // literal parts divide, symbols must cancel exactly.
     let mut syms: Vec<Dim> = from.shape.iter().filter(|d| d.as_const().is_none()).cloned().collect();
-    let from_lit = const_numel(&from.shape.iter().filter(|d| d.as_const().is_some()).cloned().collect::<Vec<_>>()).unwrap_or(0);
+    let from_lit =
+        const_numel(&from.shape.iter().filter(|d| d.as_const().is_some()).cloned().collect::<Vec<_>>())
+            .unwrap_or(0);
     let mut to_lit: i64 = 1;
     for d in dims.iter().flatten() {
         match d {
@@ -449,8 +518,13 @@ fn reshape_target(lw: &mut Lowerer, from: &TensorType, v: &Value, span: Span) ->
     }
     if !syms.is_empty() || to_lit == 0 || from_lit % to_lit != 0 {
         return Err(lw.report(
-            Diag::error(Code::E0204, format!("cannot infer `-1` when reshaping {from}"), span, "in this shape")
-                .with_note("the remaining elements must be a whole number of literal size"),
+            Diag::error(
+                Code::E0204,
+                format!("cannot infer `-1` when reshaping {from}"),
+                span,
+                "in this shape",
+            )
+            .with_note("the remaining elements must be a whole number of literal size"),
         ));
     }
     Ok(dims.into_iter().map(|d| d.unwrap_or(Dim::Const(from_lit / to_lit))).collect())

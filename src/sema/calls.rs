@@ -34,12 +34,18 @@ pub struct Instance {
     pub name: String,
     pub args: HashMap<String, Value>,
     pub built: Option<HashMap<String, Value>>,
-    pub site: Span,
 }
 
 impl Lowerer<'_> {
     /// Calls a value with arguments.
-    pub fn call(&mut self, ctx: &mut Ctx, f: Value, args: Vec<ArgVal>, span: Span, callee_span: Span) -> Lowered {
+    pub fn call(
+        &mut self,
+        ctx: &mut Ctx,
+        f: Value,
+        args: Vec<ArgVal>,
+        span: Span,
+        callee_span: Span,
+    ) -> Lowered {
         match f {
             Value::Func { def: DefRef::Builtin(b), bound } => {
                 let args = prepend_bound(bound, args, span);
@@ -52,9 +58,12 @@ impl Lowerer<'_> {
                 let args = prepend_bound(bound, args, span);
                 self.call_fn(&def, module, args, span)
             }
-            Value::Func { def: DefRef::Layer(def, module), .. } => self.construct(ctx, def, module, args, span),
+            Value::Func { def: DefRef::Layer(def, module), .. } => {
+                self.construct(ctx, def, module, args, span)
+            }
             Value::Func { def: DefRef::Model(def, module), .. } => {
-                let scope = self.bind_params(&def.name.name, module, &def.params, args, span, HashMap::new())?;
+                let scope =
+                    self.bind_params(&def.name.name, module, &def.params, args, span, HashMap::new())?;
                 self.enter(&def.name.name, span)?;
                 let mut inner = Ctx::new(module, ctx.owner);
                 inner.scopes[0] = scope.into_iter().map(|(k, v)| (k, Some(v))).collect();
@@ -99,12 +108,18 @@ impl Lowerer<'_> {
                     if types::kind_fits(&name.name, other) {
                         Ok(())
                     } else {
-                        Err((Mismatch::Kind { expected: name.name.clone(), got: other.kind() }, other.kind().to_string()))
+                        Err((
+                            Mismatch::Kind { expected: name.name.clone(), got: other.kind() },
+                            other.kind().to_string(),
+                        ))
                     }
                 }
                 // A number where a scalar tensor is declared becomes one.
                 _ if other.as_f64().is_some() => return Ok(v),
-                _ => Err((Mismatch::Kind { expected: "a tensor".into(), got: other.kind() }, other.kind().to_string())),
+                _ => Err((
+                    Mismatch::Kind { expected: "a tensor".into(), got: other.kind() },
+                    other.kind().to_string(),
+                )),
             },
         };
         match result {
@@ -112,9 +127,14 @@ impl Lowerer<'_> {
             Err((m, got)) => {
                 let pattern = type_text(ret);
                 Err(self.report(
-                    Diag::error(Code::E0205, format!("the result does not match the declared type `{pattern}`"), span, format!("this is {got}"))
-                        .with_label(ret.span(), "declared here")
-                        .with_note(m.describe(&pattern)),
+                    Diag::error(
+                        Code::E0205,
+                        format!("the result does not match the declared type `{pattern}`"),
+                        span,
+                        format!("this is {got}"),
+                    )
+                    .with_label(ret.span(), "declared here")
+                    .with_note(m.describe(&pattern)),
                 ))
             }
         }
@@ -147,7 +167,10 @@ impl Lowerer<'_> {
                                 a.span,
                                 "unexpected argument",
                             )
-                            .with_note(format!("`{callee}` takes ({})", params.iter().map(|p| p.name.name.as_str()).collect::<Vec<_>>().join(", "))),
+                            .with_note(format!(
+                                "`{callee}` takes ({})",
+                                params.iter().map(|p| p.name.name.as_str()).collect::<Vec<_>>().join(", ")
+                            )),
                         );
                         failed = true;
                         continue;
@@ -168,7 +191,11 @@ impl Lowerer<'_> {
                         } else {
                             d = d.with_note(format!(
                                 "the parameters are {}",
-                                params.iter().map(|p| format!("`{}`", p.name.name)).collect::<Vec<_>>().join(", ")
+                                params
+                                    .iter()
+                                    .map(|p| format!("`{}`", p.name.name))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             ));
                         }
                         self.report(d);
@@ -230,11 +257,19 @@ impl Lowerer<'_> {
     }
 
     /// Checks one argument against its parameter's declared type, binding dimension names.
-    fn check_param(&mut self, callee: &str, p: &Param, v: &Value, vspan: Span, scope: &mut HashMap<String, Value>) -> Result<(), Reported> {
+    fn check_param(
+        &mut self,
+        callee: &str,
+        p: &Param,
+        v: &Value,
+        vspan: Span,
+        scope: &mut HashMap<String, Value>,
+    ) -> Result<(), Reported> {
         let TypeExpr::Named { name, dims, .. } = &p.ty;
         let is_kind = dims.is_none() && types::KINDS.contains(&name.name.as_str());
         let mismatch = if is_kind {
-            (!types::kind_fits(&name.name, v)).then(|| Mismatch::Kind { expected: format!("`{}`", name.name), got: v.kind() })
+            (!types::kind_fits(&name.name, v))
+                .then(|| Mismatch::Kind { expected: format!("`{}`", name.name), got: v.kind() })
         } else {
             match v {
                 Value::Tensor(t) => {
@@ -259,15 +294,27 @@ impl Lowerer<'_> {
             _ => Code::E0205,
         };
         Err(self.report(
-            Diag::error(code, format!("argument `{}` of `{callee}` does not match `{pattern}`", p.name.name), vspan, format!("this is {got}"))
-                .with_label(p.ty.span(), "declared here")
-                .with_note(m.describe(&pattern)),
+            Diag::error(
+                code,
+                format!("argument `{}` of `{callee}` does not match `{pattern}`", p.name.name),
+                vspan,
+                format!("this is {got}"),
+            )
+            .with_label(p.ty.span(), "declared here")
+            .with_note(m.describe(&pattern)),
         ))
     }
 
     /// Calls a layer's constructor: a new instance, or the one this site made before when
     /// a shared layer runs its forward again.
-    fn construct(&mut self, ctx: &mut Ctx, def: Rc<ast::LayerDef>, module: ModuleId, args: Vec<ArgVal>, span: Span) -> Lowered {
+    fn construct(
+        &mut self,
+        ctx: &mut Ctx,
+        def: Rc<ast::LayerDef>,
+        module: ModuleId,
+        args: Vec<ArgVal>,
+        span: Span,
+    ) -> Lowered {
         let key = (ctx.owner, span);
         if ctx.owner.is_some()
             && let Some(&id) = self.site_instances.get(&key)
@@ -281,7 +328,7 @@ impl Lowerer<'_> {
         let name = if *count == 0 { format!("{prefix}{base}") } else { format!("{prefix}{base}_{count}") };
         *count += 1;
         let id = InstanceId(self.instances.len());
-        self.instances.push(Instance { layer: def, module, name, args: bound, built: None, site: span });
+        self.instances.push(Instance { layer: def, module, name, args: bound, built: None });
         self.site_instances.insert(key, id);
         Ok(Value::Instance(id))
     }
@@ -291,8 +338,11 @@ impl Lowerer<'_> {
         let layer = self.instances[id.0].layer.clone();
         let module = self.instances[id.0].module;
         let lname = layer.name.name.clone();
-        let forwards: Vec<&ast::ForwardDef> =
-            layer.members.iter().filter_map(|m| if let Member::Forward(f) = m { Some(f) } else { None }).collect();
+        let forwards: Vec<&ast::ForwardDef> = layer
+            .members
+            .iter()
+            .filter_map(|m| if let Member::Forward(f) = m { Some(f) } else { None })
+            .collect();
         let Some(fwd) = forwards.first() else {
             return Err(self.report(
                 Diag::error(Code::E0110, format!("layer `{lname}` has no `forward`"), span, "applied here")
@@ -366,7 +416,13 @@ impl Lowerer<'_> {
                         }
                     };
                     let name = format!("{}.{}", self.instances[id.0].name, t.name.name);
-                    let node = self.graph.add_param(ParamInfo { name, ty, init, trainable: t.trainable, span: t.name.span });
+                    let node = self.graph.add_param(ParamInfo {
+                        name,
+                        ty,
+                        init,
+                        trainable: t.trainable,
+                        span: t.name.span,
+                    });
                     ctx.bind(&t.name.name, Some(Value::Tensor(node)));
                 }
             }
@@ -378,7 +434,11 @@ impl Lowerer<'_> {
 fn prepend_bound(bound: Vec<(String, Value)>, mut args: Vec<ArgVal>, span: Span) -> Vec<ArgVal> {
     // Bound arguments (a partial application such as `binary_crossentropy(from_logits: true)`)
     // are named, so they can follow the positional ones.
-    args.extend(bound.into_iter().map(|(n, v)| ArgVal { name: Some(ast::Ident { name: n, span }), value: v, span }));
+    args.extend(bound.into_iter().map(|(n, v)| ArgVal {
+        name: Some(ast::Ident { name: n, span }),
+        value: v,
+        span,
+    }));
     args
 }
 

@@ -23,18 +23,46 @@ pub struct SourceSig {
 }
 
 pub const SOURCES: &[SourceSig] = &[
-    SourceSig { name: "mnist", args: &["split"], doc: "MNIST digits: f32[28, 28] images (bytes / 255), i64 labels 0..9" },
-    SourceSig { name: "fashion_mnist", args: &["split"], doc: "Fashion-MNIST: f32[28, 28] images, i64 labels 0..9" },
-    SourceSig { name: "cifar10", args: &["split"], doc: "CIFAR-10 binary format: f32[32, 32, 3] images, i64 labels 0..9" },
-    SourceSig { name: "imdb", args: &["vocab", "length", "split"], doc: "IMDB reviews: i64[length] word ids, i64 labels 0/1" },
+    SourceSig {
+        name: "mnist",
+        args: &["split"],
+        doc: "MNIST digits: f32[28, 28] images (bytes / 255), i64 labels 0..9",
+    },
+    SourceSig {
+        name: "fashion_mnist",
+        args: &["split"],
+        doc: "Fashion-MNIST: f32[28, 28] images, i64 labels 0..9",
+    },
+    SourceSig {
+        name: "cifar10",
+        args: &["split"],
+        doc: "CIFAR-10 binary format: f32[32, 32, 3] images, i64 labels 0..9",
+    },
+    SourceSig {
+        name: "imdb",
+        args: &["vocab", "length", "split"],
+        doc: "IMDB reviews: i64[length] word ids, i64 labels 0/1",
+    },
     SourceSig {
         name: "random",
         args: &["samples", "features", "labels", "classes", "seed"],
         doc: "seeded synthetic data: f32[features], labels \"binary\", \"classes\" or \"regression\"",
     },
-    SourceSig { name: "sequences", args: &["samples", "steps", "features", "seed"], doc: "seeded synthetic sequences f32[steps, features], i64 labels 0/1" },
-    SourceSig { name: "idx", args: &["images", "labels", "scale"], doc: "any pair of IDX files (gzip or raw)" },
-    SourceSig { name: "csv", args: &["path", "label", "header"], doc: "a CSV file of numbers, one sample per row" },
+    SourceSig {
+        name: "sequences",
+        args: &["samples", "steps", "features", "seed"],
+        doc: "seeded synthetic sequences f32[steps, features], i64 labels 0/1",
+    },
+    SourceSig {
+        name: "idx",
+        args: &["images", "labels", "scale"],
+        doc: "any pair of IDX files (gzip or raw)",
+    },
+    SourceSig {
+        name: "csv",
+        args: &["path", "label", "header"],
+        doc: "a CSV file of numbers, one sample per row",
+    },
     SourceSig { name: "npz", args: &["path", "x", "y"], doc: "a NumPy .npz archive (or .npy pair)" },
 ];
 
@@ -52,11 +80,8 @@ fn int_arg(args: &[(String, Literal)], name: &str, default: i64) -> Result<i64, 
 
 /// What a source yields per sample, or why its arguments are wrong.
 pub fn sample_types(name: &str, args: &[(String, Literal)]) -> Result<SampleTypes, String> {
-    let scalar_label = |classes| SampleTypes {
-        x: None,
-        y: Some(TensorType::scalar(DType::I64)),
-        classes: Some(classes),
-    };
+    let scalar_label =
+        |classes| SampleTypes { x: None, y: Some(TensorType::scalar(DType::I64)), classes: Some(classes) };
     let image = |h: i64, w: i64, c: Option<i64>| {
         let mut shape = vec![Dim::Const(h), Dim::Const(w)];
         shape.extend(c.map(Dim::Const));
@@ -89,13 +114,20 @@ pub fn sample_types(name: &str, args: &[(String, Literal)]) -> Result<SampleType
                 Some(Literal::Str(s)) if s == "regression" => {
                     SampleTypes { x, y: Some(TensorType::scalar(DType::F32)), classes: None }
                 }
-                Some(other) => return Err(format!("`labels` must be \"binary\", \"classes\" or \"regression\", got {other:?}")),
+                Some(other) => {
+                    return Err(format!(
+                        "`labels` must be \"binary\", \"classes\" or \"regression\", got {other:?}"
+                    ));
+                }
             }
         }
         "sequences" => {
             let steps = int_arg(args, "steps", 10)?;
             let features = int_arg(args, "features", 5)?;
-            SampleTypes { x: Some(TensorType::new(DType::F32, vec![Dim::Const(steps), Dim::Const(features)])), ..scalar_label(2) }
+            SampleTypes {
+                x: Some(TensorType::new(DType::F32, vec![Dim::Const(steps), Dim::Const(features)])),
+                ..scalar_label(2)
+            }
         }
         "idx" | "csv" | "npz" => SampleTypes { x: None, y: None, classes: None },
         _ => return Err(format!("unknown data source `{name}`")),

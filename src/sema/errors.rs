@@ -11,30 +11,48 @@ pub fn shape_error(e: &ShapeError, span: Span, operand_spans: &[Span], types: &[
     let mut d = match e {
         ShapeError::Broadcast { op, lhs, rhs, err } => Diag::error(
             Code::E0201,
-            format!("shapes {} and {} do not broadcast in `{op}`", fmt_shape(&lhs.shape), fmt_shape(&rhs.shape)),
+            format!(
+                "shapes {} and {} do not broadcast in `{op}`",
+                fmt_shape(&lhs.shape),
+                fmt_shape(&rhs.shape)
+            ),
             span,
             format!("{} against {} at axis -{}", err.lhs, err.rhs, err.axis_from_end),
         )
         .with_note("dimensions must be equal, or one of them must be 1"),
         ShapeError::MatMul { lhs, rhs, reason } => {
-            let d = Diag::error(Code::E0202, "shape mismatch in matrix product", span, format!("cannot multiply {lhs} by {rhs}: {reason}"))
-                .with_note("`a @ b` needs [.., M, K] @ [.., K, N]");
+            let d = Diag::error(
+                Code::E0202,
+                "shape mismatch in matrix product",
+                span,
+                format!("cannot multiply {lhs} by {rhs}: {reason}"),
+            )
+            .with_note("`a @ b` needs [.., M, K] @ [.., K, N]");
             if lhs.rank() > 2 && rhs.rank() == 2 {
                 d.with_help("flatten the input first, e.g. `x |> Flatten() |> Dense(...)`")
             } else {
                 d
             }
         }
-        ShapeError::DTypeMismatch { op, lhs, rhs } => {
-            Diag::error(Code::E0203, format!("`{op}` mixes element types {lhs} and {rhs}"), span, "element types differ")
-                .with_help("convert one side with `cast(x, f32)`")
-        }
-        ShapeError::DType { op, expected, got } => {
-            Diag::error(Code::E0203, format!("`{op}` expects {expected}, got {got}"), span, format!("this operand is {got}"))
-        }
-        ShapeError::Axis { op, axis, rank } => {
-            Diag::error(Code::E0206, format!("axis {axis} is out of range in `{op}`"), span, format!("the tensor has rank {rank}"))
-        }
+        ShapeError::DTypeMismatch { op, lhs, rhs } => Diag::error(
+            Code::E0203,
+            format!("`{op}` mixes element types {lhs} and {rhs}"),
+            span,
+            "element types differ",
+        )
+        .with_help("convert one side with `cast(x, f32)`"),
+        ShapeError::DType { op, expected, got } => Diag::error(
+            Code::E0203,
+            format!("`{op}` expects {expected}, got {got}"),
+            span,
+            format!("this operand is {got}"),
+        ),
+        ShapeError::Axis { op, axis, rank } => Diag::error(
+            Code::E0206,
+            format!("axis {axis} is out of range in `{op}`"),
+            span,
+            format!("the tensor has rank {rank}"),
+        ),
         ShapeError::Reshape { from, to } => Diag::error(
             Code::E0204,
             format!("cannot reshape {} into {}", fmt_shape(from), fmt_shape(to)),

@@ -76,7 +76,6 @@ pub struct Frame {
 
 pub struct Lowerer<'a> {
     pub modules: &'a Modules,
-    pub sources: &'a SourceMap,
     pub diags: &'a mut Vec<Diag>,
     pub graph: Graph,
     /// Lowering for training (dropout active, batch statistics) or for evaluation.
@@ -92,10 +91,16 @@ pub struct Lowerer<'a> {
 const MAX_CALL_DEPTH: usize = 64;
 
 impl<'a> Lowerer<'a> {
-    pub fn new(modules: &'a Modules, sources: &'a SourceMap, diags: &'a mut Vec<Diag>, name: &str, training: bool) -> Self {
+    pub fn new(
+        modules: &'a Modules,
+        sources: &'a SourceMap,
+        diags: &'a mut Vec<Diag>,
+        name: &str,
+        training: bool,
+    ) -> Self {
+        let _ = sources;
         Lowerer {
             modules,
-            sources,
             diags,
             graph: Graph::new(name),
             training,
@@ -120,7 +125,9 @@ impl<'a> Lowerer<'a> {
     }
 
     pub fn enter(&mut self, callee: &str, site: Span) -> Result<(), Reported> {
-        if self.frames.len() >= MAX_CALL_DEPTH || self.frames.iter().filter(|f| f.callee == callee).count() >= 8 {
+        if self.frames.len() >= MAX_CALL_DEPTH
+            || self.frames.iter().filter(|f| f.callee == callee).count() >= 8
+        {
             return Err(self.report(
                 Diag::error(Code::E0109, format!("`{callee}` calls itself"), site, "recursive call")
                     .with_note("recursion is not supported; `scan` expresses recurrence over time"),
@@ -200,12 +207,18 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Evaluates call arguments: positional ones first, named ones after, each with its span.
-    pub fn args(&mut self, ctx: &mut Ctx, args: &[crate::syntax::ast::Arg]) -> Result<Vec<super::calls::ArgVal>, Reported> {
+    pub fn args(
+        &mut self,
+        ctx: &mut Ctx,
+        args: &[crate::syntax::ast::Arg],
+    ) -> Result<Vec<super::calls::ArgVal>, Reported> {
         let mut out = Vec::new();
         let mut failed = false;
         for a in args {
             match self.expr(ctx, &a.value) {
-                Ok(v) => out.push(super::calls::ArgVal { name: a.name.clone(), value: v, span: a.value.span }),
+                Ok(v) => {
+                    out.push(super::calls::ArgVal { name: a.name.clone(), value: v, span: a.value.span })
+                }
                 Err(_) => failed = true,
             }
         }
@@ -264,11 +277,18 @@ impl<'a> Lowerer<'a> {
                     candidates.extend(s.keys().cloned());
                 }
                 candidates.extend(super::builtins::VALUE_NAMES.iter().map(|s| s.to_string()));
-                let mut d = Diag::error(Code::E0101, format!("cannot find `{name}` in this scope"), span, "not found");
+                let mut d = Diag::error(
+                    Code::E0101,
+                    format!("cannot find `{name}` in this scope"),
+                    span,
+                    "not found",
+                );
                 if let Some(s) = did_you_mean(name, candidates.iter().map(String::as_str)) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 } else if super::scope::STDLIB.iter().any(|(m, text)| {
-                    *m == "layers" && (text.contains(&format!("layer {name}(")) || text.contains(&format!("layer {name} ")))
+                    *m == "layers"
+                        && (text.contains(&format!("layer {name}("))
+                            || text.contains(&format!("layer {name} ")))
                 }) {
                     d = d.with_help(format!("import it: `use std::layers::{{{name}}}`"));
                 }
@@ -315,7 +335,12 @@ impl<'a> Lowerer<'a> {
             (UnOp::Not, Value::Tensor(t)) => self.node(Op::Unary(UnaryOp::Not), &[t], None, span, &[inner]),
             (op, v) => {
                 let what = if op == UnOp::Neg { "negate" } else { "apply `!` to" };
-                Err(self.report(Diag::error(Code::E0108, format!("cannot {what} {}", v.kind()), inner, format!("this is {}", v.kind()))))
+                Err(self.report(Diag::error(
+                    Code::E0108,
+                    format!("cannot {what} {}", v.kind()),
+                    inner,
+                    format!("this is {}", v.kind()),
+                )))
             }
         }
     }
@@ -360,7 +385,13 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Turns two operands into tensors; a non-tensor side becomes a scalar of the other's dtype.
-    pub fn tensor_pair(&mut self, a: Value, b: Value, sa: Span, sb: Span) -> Result<(NodeId, NodeId), Reported> {
+    pub fn tensor_pair(
+        &mut self,
+        a: Value,
+        b: Value,
+        sa: Span,
+        sb: Span,
+    ) -> Result<(NodeId, NodeId), Reported> {
         match (&a, &b) {
             (Value::Tensor(x), Value::Tensor(y)) => Ok((*x, *y)),
             (Value::Tensor(x), _) => {
@@ -388,17 +419,25 @@ impl<'a> Lowerer<'a> {
             (Value::Bool(b), DType::Bool) => f64::from(u8::from(*b)),
             (Value::Dim(Dim::Sym(s)), _) => {
                 return Err(self.report(
-                    Diag::error(Code::E0108, format!("the symbolic dimension `{s}` has no value while compiling"), span, "used as a number")
-                        .with_note("symbolic sizes are known only when the program runs"),
+                    Diag::error(
+                        Code::E0108,
+                        format!("the symbolic dimension `{s}` has no value while compiling"),
+                        span,
+                        "used as a number",
+                    )
+                    .with_note("symbolic sizes are known only when the program runs"),
                 ));
             }
             (Value::Float(_), d) => {
-                return Err(self.report(Diag::error(
-                    Code::E0203,
-                    format!("a float cannot combine with a {d} tensor"),
-                    span,
-                    "this is a float",
-                ).with_help("convert the tensor with `cast(x, f32)`")));
+                return Err(self.report(
+                    Diag::error(
+                        Code::E0203,
+                        format!("a float cannot combine with a {d} tensor"),
+                        span,
+                        "this is a float",
+                    )
+                    .with_help("convert the tensor with `cast(x, f32)`"),
+                ));
             }
             _ => {
                 return Err(self.report(Diag::error(
@@ -427,7 +466,14 @@ impl<'a> Lowerer<'a> {
 
     /// Adds a node through its shape rule, turning a shape error into a located diagnostic:
     /// the primary label on the operation, a secondary one on each operand with its type.
-    pub fn node(&mut self, op: Op, inputs: &[NodeId], target: Option<TensorType>, span: Span, operand_spans: &[Span]) -> Lowered {
+    pub fn node(
+        &mut self,
+        op: Op,
+        inputs: &[NodeId],
+        target: Option<TensorType>,
+        span: Span,
+        operand_spans: &[Span],
+    ) -> Lowered {
         match self.graph.add(op, inputs, target, span) {
             Ok(id) => Ok(Value::Tensor(id)),
             Err(e) => {

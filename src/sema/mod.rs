@@ -66,8 +66,13 @@ pub fn check_bytes(name: &str, bytes: &[u8]) -> Checked {
             let file = sources.add(name, shown);
             let at = String::from_utf8_lossy(&bytes[..valid]).len();
             let end = (at + 1).min(sources.text(file).len());
-            let d = Diag::error(Code::E0002, "the file is not valid UTF-8", Span::new(file, at, end), format!("invalid byte at offset {valid}"))
-                .with_help("save the file as UTF-8");
+            let d = Diag::error(
+                Code::E0002,
+                "the file is not valid UTF-8",
+                Span::new(file, at, end),
+                format!("invalid byte at offset {valid}"),
+            )
+            .with_help("save the file as UTF-8");
             Checked { program: None, diags: vec![d], sources }
         }
     }
@@ -86,11 +91,17 @@ pub fn check_source(name: &str, text: &str) -> Checked {
         match item {
             ast::Item::Model(m) => {
                 if let Ok(graph) = lower_model(&modules, &sources, &mut diags, entry, m, false, None) {
-                    program.models.push(ModelIr { name: m.name.name.clone(), graph: graph.graph, span: m.name.span });
+                    program.models.push(ModelIr {
+                        name: m.name.name.clone(),
+                        graph: graph.graph,
+                        span: m.name.span,
+                    });
                 }
             }
             ast::Item::Train(t) => {
-                if let Some(spec) = train::check_train(&modules, &sources, &mut diags, entry, t, &program.trains) {
+                if let Some(spec) =
+                    train::check_train(&modules, &sources, &mut diags, entry, t, &program.trains)
+                {
                     program.trains.push(spec);
                 }
             }
@@ -101,11 +112,14 @@ pub fn check_source(name: &str, text: &str) -> Checked {
     Checked { program: (!failed).then_some(program), diags, sources }
 }
 
-/// A model lowered into a graph, with its output node.
+/// A model lowered into a graph (its output is the graph's `output`).
 pub(crate) struct LoweredModel {
     pub graph: Graph,
-    pub output: ir::NodeId,
 }
+
+/// A step run after a model's body is lowered, given its output (adds the loss).
+pub(crate) type ExtendModel<'x> =
+    dyn FnMut(&mut Lowerer, &mut Ctx, ir::NodeId) -> Result<(), lower::Reported> + 'x;
 
 /// Lowers a model's body. With `labels`, a final step adds the loss (see `train`).
 pub(crate) fn lower_model(
@@ -115,7 +129,7 @@ pub(crate) fn lower_model(
     _entry: ModuleId,
     m: &ast::ModelDef,
     training: bool,
-    extend: Option<&mut dyn FnMut(&mut Lowerer, &mut Ctx, ir::NodeId) -> Result<(), lower::Reported>>,
+    extend: Option<&mut ExtendModel>,
 ) -> Result<LoweredModel, lower::Reported> {
     let DefRef::Model(_, module) = modules.lookup(_entry, &m.name.name).ok_or(lower::Reported)? else {
         return Err(lower::Reported);
@@ -135,7 +149,12 @@ pub(crate) fn lower_model(
                 ctx.bind(&p.name.name, Some(Value::Tensor(node)));
             }
             Err(msg) => {
-                lw.report(Diag::error(Code::E0208, format!("model input `{}` needs a full tensor type", p.name.name), p.ty.span(), msg));
+                lw.report(Diag::error(
+                    Code::E0208,
+                    format!("model input `{}` needs a full tensor type", p.name.name),
+                    p.ty.span(),
+                    msg,
+                ));
                 failed = true;
             }
         }
@@ -146,14 +165,19 @@ pub(crate) fn lower_model(
     let out = lw.expr(&mut ctx, &m.body)?;
     let out = lw.check_return(&m.ret, out, &ctx, m.body.span)?;
     let Value::Tensor(output) = out else {
-        return Err(lw.report(Diag::error(Code::E0108, format!("a model must return a tensor, this one returns {}", out.kind()), m.body.span, "not a tensor")));
+        return Err(lw.report(Diag::error(
+            Code::E0108,
+            format!("a model must return a tensor, this one returns {}", out.kind()),
+            m.body.span,
+            "not a tensor",
+        )));
     };
     lw.graph.outputs.push(("output".to_string(), output));
     if let Some(f) = extend {
         f(&mut lw, &mut ctx, output)?;
     }
     ir::debug_verify(&lw.graph, "lowering");
-    Ok(LoweredModel { graph: lw.graph, output })
+    Ok(LoweredModel { graph: lw.graph })
 }
 
 /// A model input's type: literal dimensions, and names that become symbols (`B`).

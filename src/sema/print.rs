@@ -35,7 +35,11 @@ fn print_train(t: &TrainSpec) -> String {
     }
     let s = &t.settings;
     if t.kind == TrainKind::Train {
-        let _ = writeln!(out, "  epochs = {}, batch = {}, validation = {}, seed = {}, shuffle = {}", s.epochs, s.batch, s.validation, s.seed, s.shuffle);
+        let _ = writeln!(
+            out,
+            "  epochs = {}, batch = {}, validation = {}, seed = {}, shuffle = {}",
+            s.epochs, s.batch, s.validation, s.seed, s.shuffle
+        );
     } else {
         let _ = writeln!(out, "  batch = {}", s.batch);
     }
@@ -70,6 +74,8 @@ fn literal_text(l: &super::Literal) -> String {
         super::Literal::Float(v) => format!("{v:?}"),
         super::Literal::Bool(b) => b.to_string(),
         super::Literal::Str(s) => format!("{s:?}"),
-        super::Literal::List(items) => format!("[{}]", items.iter().map(literal_text).collect::<Vec<_>>().join(", ")),
+        super::Literal::List(items) => {
+            format!("[{}]", items.iter().map(literal_text).collect::<Vec<_>>().join(", "))
+        }
     }
 }

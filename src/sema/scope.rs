@@ -7,7 +7,7 @@
 
 use super::builtins::Builtin;
 use crate::diag::{Code, Diag, did_you_mean};
-use crate::source::{FileId, SourceMap, Span};
+use crate::source::{SourceMap, Span};
 use crate::syntax::{self, ast};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -59,7 +59,6 @@ impl DefRef {
 
 pub struct Module {
     pub name: String,
-    pub file: FileId,
     pub ast: ast::Module,
     pub names: HashMap<String, DefRef>,
 }
@@ -68,7 +67,6 @@ pub struct Module {
 pub struct Modules {
     pub list: Vec<Module>,
     prelude: Vec<ModuleId>,
-    by_key: HashMap<String, ModuleId>,
 }
 
 impl Modules {
@@ -97,13 +95,19 @@ impl Modules {
 }
 
 /// Parses a file and every module it imports, transitively, and resolves imports.
-pub fn load(entry_name: &str, entry_text: &str, sources: &mut SourceMap, diags: &mut Vec<Diag>) -> (Modules, ModuleId) {
+pub fn load(
+    entry_name: &str,
+    entry_text: &str,
+    sources: &mut SourceMap,
+    diags: &mut Vec<Diag>,
+) -> (Modules, ModuleId) {
     let mut loader = Loader { sources, diags, modules: Vec::new(), by_key: HashMap::new() };
     let prelude: Vec<ModuleId> = PRELUDE.iter().filter_map(|p| loader.std_module(p)).collect();
     let base = Path::new(entry_name).parent().map(Path::to_path_buf).unwrap_or_default();
-    let entry = loader.add_module(entry_name.to_string(), entry_name.to_string(), entry_text.to_string(), Some(base));
-    let Loader { modules, by_key, .. } = loader;
-    (Modules { list: modules, prelude, by_key }, entry)
+    let entry =
+        loader.add_module(entry_name.to_string(), entry_name.to_string(), entry_text.to_string(), Some(base));
+    let Loader { modules, .. } = loader;
+    (Modules { list: modules, prelude }, entry)
 }
 
 struct Loader<'a> {
@@ -131,7 +135,7 @@ impl Loader<'_> {
         self.diags.extend(parsed.diags);
         let id = ModuleId(self.modules.len());
         self.by_key.insert(key.clone(), id);
-        self.modules.push(Module { name: key, file, ast: parsed.module, names: HashMap::new() });
+        self.modules.push(Module { name: key, ast: parsed.module, names: HashMap::new() });
 
         // Own definitions first, then imports (which may load more modules).
         let items = self.modules[id.0].ast.items.clone();
@@ -188,7 +192,10 @@ impl Loader<'_> {
                         path_span,
                         "unknown module",
                     )
-                    .with_note(format!("the standard modules are {}", names.iter().map(|n| format!("`std::{n}`")).collect::<Vec<_>>().join(", ")));
+                    .with_note(format!(
+                        "the standard modules are {}",
+                        names.iter().map(|n| format!("`std::{n}`")).collect::<Vec<_>>().join(", ")
+                    ));
                     if let Some(s) = did_you_mean(name, names.iter().copied()) {
                         d = d.with_help(format!("did you mean `std::{s}`?"));
                     }
@@ -197,12 +204,22 @@ impl Loader<'_> {
                 }
             },
             [] => {
-                self.diags.push(Diag::error(Code::E0102, "a `use` needs a module path", u.span, "no module named"));
+                self.diags.push(Diag::error(
+                    Code::E0102,
+                    "a `use` needs a module path",
+                    u.span,
+                    "no module named",
+                ));
                 return Vec::new();
             }
             segments => {
                 let Some(dir) = dir else {
-                    self.diags.push(Diag::error(Code::E0102, "the standard library imports only from `std`", path_span, "not a standard module"));
+                    self.diags.push(Diag::error(
+                        Code::E0102,
+                        "the standard library imports only from `std`",
+                        path_span,
+                        "not a standard module",
+                    ));
                     return Vec::new();
                 };
                 let mut file = dir.to_path_buf();
@@ -223,7 +240,11 @@ impl Loader<'_> {
                             Err(e) => {
                                 self.diags.push(Diag::error(
                                     Code::E0002,
-                                    format!("`{}` is not valid UTF-8 (byte {})", file.display(), e.utf8_error().valid_up_to()),
+                                    format!(
+                                        "`{}` is not valid UTF-8 (byte {})",
+                                        file.display(),
+                                        e.utf8_error().valid_up_to()
+                                    ),
                                     path_span,
                                     "imported here",
                                 ));
@@ -238,7 +259,9 @@ impl Loader<'_> {
                                     path_span,
                                     format!("looked for {}", file.display()),
                                 )
-                                .with_note("a module path names a `.dnn` file relative to the importing file"),
+                                .with_note(
+                                    "a module path names a `.dnn` file relative to the importing file",
+                                ),
                             );
                             return Vec::new();
                         }
@@ -266,12 +289,5 @@ impl Loader<'_> {
             }
         }
         out
-    }
-}
-
-impl Modules {
-    /// The module registered under a key (`std::layers`, or a file path).
-    pub fn by_key(&self, key: &str) -> Option<ModuleId> {
-        self.by_key.get(key).copied()
     }
 }

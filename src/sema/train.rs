@@ -8,6 +8,7 @@ use super::scope::{DefRef, ModuleId, Modules};
 use super::value::{Literal, RuntimeKind, RuntimeValue, Value};
 use crate::diag::{Code, Diag, did_you_mean};
 use crate::ir::{Graph, Op};
+use crate::runtime::{metrics, optim};
 use crate::shape::{DType, Dim, TensorType};
 use crate::source::{SourceMap, Span};
 use crate::syntax::ast::{self, Expr, ExprKind, TrainDef, TrainEntry, TrainKind};
@@ -65,19 +66,23 @@ pub struct TrainSpec {
 }
 
 const TRAIN_SETTINGS: &[&str] = &[
-    "data", "validation_data", "loss", "optimizer", "epochs", "batch", "validation", "metrics", "seed", "shuffle",
-    "checkpoint", "history", "early_stopping", "schedule", "augment",
+    "data",
+    "validation_data",
+    "loss",
+    "optimizer",
+    "epochs",
+    "batch",
+    "validation",
+    "metrics",
+    "seed",
+    "shuffle",
+    "checkpoint",
+    "history",
+    "early_stopping",
+    "schedule",
+    "augment",
 ];
 const EVAL_SETTINGS: &[&str] = &["data", "loss", "metrics", "batch", "seed", "checkpoint"];
-
-/// The optimizers and the arguments each accepts.
-pub const OPTIMIZERS: &[(&str, &[&str])] = &[
-    ("SGD", &["lr", "momentum", "nesterov", "weight_decay", "clipnorm", "clipvalue", "global_clipnorm"]),
-    ("Adam", &["lr", "beta1", "beta2", "epsilon", "weight_decay", "clipnorm", "clipvalue", "global_clipnorm"]),
-    ("RMSprop", &["lr", "rho", "momentum", "epsilon", "centered", "weight_decay", "clipnorm", "clipvalue", "global_clipnorm"]),
-];
-
-pub const METRICS: &[&str] = &["accuracy", "precision", "recall", "f1", "mae", "mse", "confusion_matrix"];
 
 pub fn check_train(
     modules: &Modules,
@@ -91,10 +96,17 @@ pub fn check_train(
     let model = match modules.lookup(entry, &t.model.name) {
         Some(DefRef::Model(m, _)) => m,
         other => {
-            let mut d = Diag::error(Code::E0405, format!("there is no model `{}`", t.model.name), t.model.span, "unknown model");
+            let mut d = Diag::error(
+                Code::E0405,
+                format!("there is no model `{}`", t.model.name),
+                t.model.span,
+                "unknown model",
+            );
             if let Some(def) = other {
                 d = d.with_note(format!("`{}` is a {}, not a model", t.model.name, kind_of(&def)));
-            } else if let Some(s) = did_you_mean(&t.model.name, modules.list[entry.0].names.keys().map(String::as_str)) {
+            } else if let Some(s) =
+                did_you_mean(&t.model.name, modules.list[entry.0].names.keys().map(String::as_str))
+            {
                 d = d.with_help(format!("did you mean `{s}`?"));
             }
             diags.push(d);
@@ -120,13 +132,30 @@ pub fn check_train(
                     TrainEntry::Step { span, .. } => *span,
                     _ => unreachable!(),
                 };
-                scratch.report(Diag::error(Code::E0403, "custom training steps are not supported yet", span, "not supported yet").with_note("a later release adds `step` blocks for GANs and other custom loops"));
+                scratch.report(
+                    Diag::error(
+                        Code::E0403,
+                        "custom training steps are not supported yet",
+                        span,
+                        "not supported yet",
+                    )
+                    .with_note("a later release adds `step` blocks for GANs and other custom loops"),
+                );
                 continue;
             }
         };
         if !allowed.contains(&key.name.as_str()) {
-            let mut d = Diag::error(Code::E0403, format!("unknown setting `{}`", key.name), key.span, "unknown setting")
-                .with_note(format!("the settings of `{}` are {}", if t.kind == TrainKind::Train { "train" } else { "evaluate" }, allowed.join(", ")));
+            let mut d = Diag::error(
+                Code::E0403,
+                format!("unknown setting `{}`", key.name),
+                key.span,
+                "unknown setting",
+            )
+            .with_note(format!(
+                "the settings of `{}` are {}",
+                if t.kind == TrainKind::Train { "train" } else { "evaluate" },
+                allowed.join(", ")
+            ));
             if let Some(s) = did_you_mean(&key.name, allowed.iter().copied()) {
                 d = d.with_help(format!("did you mean `{s}`?"));
             }
@@ -135,7 +164,9 @@ pub fn check_train(
         }
         match key.name.as_str() {
             "data" => data = runtime_call(&mut scratch, &mut ctx, value, RuntimeKind::Data),
-            "validation_data" => validation_data = runtime_call(&mut scratch, &mut ctx, value, RuntimeKind::Data),
+            "validation_data" => {
+                validation_data = runtime_call(&mut scratch, &mut ctx, value, RuntimeKind::Data)
+            }
             "optimizer" => optimizer = runtime_call(&mut scratch, &mut ctx, value, RuntimeKind::Optimizer),
             "loss" => loss_expr = Some(value),
             "metrics" => match &value.kind {
@@ -147,12 +178,22 @@ pub fn check_train(
                     }
                 }
                 _ => {
-                    scratch.report(Diag::error(Code::E0403, "`metrics` is a list", value.span, "not a list").with_help("write `metrics = [accuracy]`"));
+                    scratch.report(
+                        Diag::error(Code::E0403, "`metrics` is a list", value.span, "not a list")
+                            .with_help("write `metrics = [accuracy]`"),
+                    );
                 }
             },
             name => {
                 let Ok(v) = scratch.expr(&mut ctx, value) else { continue };
-                let bad = |what: &str| Diag::error(Code::E0403, format!("`{name}` must be {what}, got {}", v.kind()), value.span, format!("this is {}", v.kind()));
+                let bad = |what: &str| {
+                    Diag::error(
+                        Code::E0403,
+                        format!("`{name}` must be {what}, got {}", v.kind()),
+                        value.span,
+                        format!("this is {}", v.kind()),
+                    )
+                };
                 match (name, &v) {
                     ("epochs", Value::Int(n)) if *n > 0 => settings.epochs = *n as usize,
                     ("batch", Value::Int(n)) if *n > 0 => settings.batch = *n as usize,
@@ -185,16 +226,40 @@ pub fn check_train(
     }
     let Some(data) = data else {
         if !t.entries.iter().any(|e| matches!(e, TrainEntry::Setting { key, .. } if key.name == "data")) {
-            scratch.report(Diag::error(Code::E0403, format!("`{}` needs a `data` setting", kw(t.kind)), t.model.span, "no data given").with_help("add `data = mnist(split: \"train\")`"));
+            scratch.report(
+                Diag::error(
+                    Code::E0403,
+                    format!("`{}` needs a `data` setting", kw(t.kind)),
+                    t.model.span,
+                    "no data given",
+                )
+                .with_help("add `data = mnist(split: \"train\")`"),
+            );
         }
         return None;
     };
     if t.kind == TrainKind::Train {
         if loss_expr.is_none() {
-            scratch.report(Diag::error(Code::E0403, "`train` needs a `loss` setting", t.model.span, "no loss given").with_help("add `loss = sparse_categorical_crossentropy(from_logits: true)`"));
+            scratch.report(
+                Diag::error(Code::E0403, "`train` needs a `loss` setting", t.model.span, "no loss given")
+                    .with_help("add `loss = sparse_categorical_crossentropy(from_logits: true)`"),
+            );
         }
-        if optimizer.is_none() && !t.entries.iter().any(|e| matches!(e, TrainEntry::Setting { key, .. } if key.name == "optimizer")) {
-            scratch.report(Diag::error(Code::E0403, "`train` needs an `optimizer` setting", t.model.span, "no optimizer given").with_help("add `optimizer = Adam(lr: 1e-3)`"));
+        if optimizer.is_none()
+            && !t
+                .entries
+                .iter()
+                .any(|e| matches!(e, TrainEntry::Setting { key, .. } if key.name == "optimizer"))
+        {
+            scratch.report(
+                Diag::error(
+                    Code::E0403,
+                    "`train` needs an `optimizer` setting",
+                    t.model.span,
+                    "no optimizer given",
+                )
+                .with_help("add `optimizer = Adam(lr: 1e-3)`"),
+            );
         }
     }
     // Evaluation reuses the loss of the model's training block when it names none.
@@ -202,7 +267,12 @@ pub fn check_train(
     let samples = match data_sources::sample_types(&data.name, &data.args) {
         Ok(s) => s,
         Err(msg) => {
-            scratch.report(Diag::error(Code::E0401, format!("invalid arguments for data source `{}`", data.name), data.span, msg));
+            scratch.report(Diag::error(
+                Code::E0401,
+                format!("invalid arguments for data source `{}`", data.name),
+                data.span,
+                msg,
+            ));
             return None;
         }
     };
@@ -212,11 +282,17 @@ pub fn check_train(
         return None;
     }
 
-    let loss_name = loss_value.as_ref().map(|(d, _, _)| d.name().to_string()).or_else(|| inherited.and_then(|s| s.loss.clone()));
+    let loss_name = loss_value
+        .as_ref()
+        .map(|(d, _, _)| d.name().to_string())
+        .or_else(|| inherited.and_then(|s| s.loss.clone()));
     let build = |training: bool, diags: &mut Vec<Diag>| -> Result<(Graph, LabelKind, bool), Reported> {
         let mut kind = LabelKind::Regression;
         let mut from_logits = false;
-        let mut add_loss = |lw: &mut Lowerer, ctx: &mut Ctx, output: crate::ir::NodeId| -> Result<(), Reported> {
+        let mut add_loss = |lw: &mut Lowerer,
+                            ctx: &mut Ctx,
+                            output: crate::ir::NodeId|
+         -> Result<(), Reported> {
             let out_ty = lw.ty(output).clone();
             check_data_fits(lw, &model, &samples, &data, &out_ty)?;
             let (def, bound, lspan) = match (&loss_value, inherited) {
@@ -224,7 +300,14 @@ pub fn check_train(
                 (None, Some(prev)) => {
                     // Rebuild the inherited loss by name with its recorded settings.
                     match lw.modules.lookup(ctx.module, prev.loss.as_deref().unwrap_or("")) {
-                        Some(d) => (d, vec![("from_logits".to_string(), Value::Bool(prev.from_logits))].into_iter().filter(|_| prev.loss.as_deref().is_some_and(|l| l.contains("crossentropy"))).collect(), t.model.span),
+                        Some(d) => (
+                            d,
+                            vec![("from_logits".to_string(), Value::Bool(prev.from_logits))]
+                                .into_iter()
+                                .filter(|_| prev.loss.as_deref().is_some_and(|l| l.contains("crossentropy")))
+                                .collect(),
+                            t.model.span,
+                        ),
                         None => return Ok(()),
                     }
                 }
@@ -246,12 +329,24 @@ pub fn check_train(
                     Ok(())
                 }
                 other => {
-                    let got = match &other { Value::Tensor(l) => lw.ty(*l).to_string(), o => o.kind().to_string() };
-                    Err(lw.report(Diag::error(Code::E0301, format!("the loss must be a float scalar, this one is {got}"), lspan, "this loss").with_help("reduce it with `mean(...)`")))
+                    let got = match &other {
+                        Value::Tensor(l) => lw.ty(*l).to_string(),
+                        o => o.kind().to_string(),
+                    };
+                    Err(lw.report(
+                        Diag::error(
+                            Code::E0301,
+                            format!("the loss must be a float scalar, this one is {got}"),
+                            lspan,
+                            "this loss",
+                        )
+                        .with_help("reduce it with `mean(...)`"),
+                    ))
                 }
             }
         };
-        let lowered = super::lower_model(modules, sources, diags, entry, &model, training, Some(&mut add_loss))?;
+        let lowered =
+            super::lower_model(modules, sources, diags, entry, &model, training, Some(&mut add_loss))?;
         Ok((lowered.graph, kind, from_logits))
     };
     let train_graph = if t.kind == TrainKind::Train { Some(build(true, diags).ok()?) } else { None };
@@ -321,19 +416,50 @@ fn adapt_labels(
     let kind = match loss {
         "sparse_categorical_crossentropy" => {
             if label.dtype != DType::I64 {
-                return Err(lw.report(Diag::error(Code::E0210, format!("sparse categorical cross-entropy needs integer class ids, the data gives {label}"), loss_span, "this loss").with_label(data_span, "labels come from here").with_help("use `categorical_crossentropy` for one-hot labels")));
+                return Err(lw.report(
+                    Diag::error(
+                        Code::E0210,
+                        format!(
+                            "sparse categorical cross-entropy needs integer class ids, the data gives {label}"
+                        ),
+                        loss_span,
+                        "this loss",
+                    )
+                    .with_label(data_span, "labels come from here")
+                    .with_help("use `categorical_crossentropy` for one-hot labels"),
+                ));
             }
             LabelKind::Sparse
         }
         "categorical_crossentropy" => {
             if label.dtype == DType::I64 {
-                return Err(lw.report(Diag::error(Code::E0210, format!("categorical cross-entropy needs one-hot labels, the data gives class ids {label}"), loss_span, "this loss expects one-hot labels").with_label(data_span, "integer labels come from here").with_help("use `sparse_categorical_crossentropy` for integer labels")));
+                return Err(lw.report(
+                    Diag::error(
+                        Code::E0210,
+                        format!(
+                            "categorical cross-entropy needs one-hot labels, the data gives class ids {label}"
+                        ),
+                        loss_span,
+                        "this loss expects one-hot labels",
+                    )
+                    .with_label(data_span, "integer labels come from here")
+                    .with_help("use `sparse_categorical_crossentropy` for integer labels"),
+                ));
             }
             LabelKind::Categorical
         }
         "binary_crossentropy" => {
             if let Some(c) = samples.classes.filter(|c| *c > 2) {
-                return Err(lw.report(Diag::error(Code::E0210, format!("binary cross-entropy needs 0/1 labels, the data has {c} classes"), loss_span, "this loss is for two classes").with_label(data_span, "labels come from here").with_help("use `sparse_categorical_crossentropy` and an output of one score per class")));
+                return Err(lw.report(
+                    Diag::error(
+                        Code::E0210,
+                        format!("binary cross-entropy needs 0/1 labels, the data has {c} classes"),
+                        loss_span,
+                        "this loss is for two classes",
+                    )
+                    .with_label(data_span, "labels come from here")
+                    .with_help("use `sparse_categorical_crossentropy` and an output of one score per class"),
+                ));
             }
             LabelKind::Binary
         }
@@ -345,29 +471,58 @@ fn adapt_labels(
                 return Err(lw.report(Diag::error(Code::E0209, format!("`{loss}` needs one score per class, the model outputs {out}"), loss_span, "this loss").with_help("end the model with `Dense(classes)`; for two classes and one output use `binary_crossentropy`")));
             }
             (Some(n), Some(c)) if n as usize != c => {
-                return Err(lw.report(Diag::error(Code::E0209, format!("the model outputs {n} class scores but the data has {c} classes"), loss_span, "in this loss").with_label(data_span, format!("{c} classes come from here")).with_help(format!("end the model with `Dense({c})`"))));
+                return Err(lw.report(
+                    Diag::error(
+                        Code::E0209,
+                        format!("the model outputs {n} class scores but the data has {c} classes"),
+                        loss_span,
+                        "in this loss",
+                    )
+                    .with_label(data_span, format!("{c} classes come from here"))
+                    .with_help(format!("end the model with `Dense({c})`")),
+                ));
             }
             _ => {}
         }
     }
     let mut y = y;
     let mut ty = label.clone();
-    if ty.dtype != out.dtype && matches!(kind, LabelKind::Binary | LabelKind::Regression) && out.dtype.is_float() {
-        y = lw.graph.add(Op::Cast { to: out.dtype }, &[y], None, data_span).map_err(|e| lw.shape_error(&e, data_span))?;
+    if ty.dtype != out.dtype
+        && matches!(kind, LabelKind::Binary | LabelKind::Regression)
+        && out.dtype.is_float()
+    {
+        y = lw
+            .graph
+            .add(Op::Cast { to: out.dtype }, &[y], None, data_span)
+            .map_err(|e| lw.shape_error(&e, data_span))?;
         ty.dtype = out.dtype;
     }
-    if matches!(kind, LabelKind::Binary | LabelKind::Regression) && ty.rank() + 1 == out.rank() && out.shape.last() == Some(&Dim::Const(1)) {
+    if matches!(kind, LabelKind::Binary | LabelKind::Regression)
+        && ty.rank() + 1 == out.rank()
+        && out.shape.last() == Some(&Dim::Const(1))
+    {
         let target = TensorType::new(ty.dtype, out.shape.clone());
-        y = lw.graph.add(Op::Reshape, &[y], Some(target), data_span).map_err(|e| lw.shape_error(&e, data_span))?;
+        y = lw
+            .graph
+            .add(Op::Reshape, &[y], Some(target), data_span)
+            .map_err(|e| lw.shape_error(&e, data_span))?;
     }
     Ok((y, kind))
 }
 
 /// Checks that the data's features fit the model's input.
-fn check_data_fits(lw: &mut Lowerer, model: &ast::ModelDef, samples: &SampleTypes, data: &RuntimeValue, _out: &TensorType) -> Result<(), Reported> {
+fn check_data_fits(
+    lw: &mut Lowerer,
+    model: &ast::ModelDef,
+    samples: &SampleTypes,
+    data: &RuntimeValue,
+    _out: &TensorType,
+) -> Result<(), Reported> {
     let Some(x) = &samples.x else { return Ok(()) };
     let Some(input) = lw.graph.inputs.first().cloned() else { return Ok(()) };
-    let fits = input.ty.dtype == x.dtype && input.ty.shape.len() == x.shape.len() + 1 && input.ty.shape[1..] == x.shape[..];
+    let fits = input.ty.dtype == x.dtype
+        && input.ty.shape.len() == x.shape.len() + 1
+        && input.ty.shape[1..] == x.shape[..];
     if fits {
         return Ok(());
     }
@@ -375,8 +530,13 @@ fn check_data_fits(lw: &mut Lowerer, model: &ast::ModelDef, samples: &SampleType
     expected.extend(x.shape.iter().cloned());
     let want = TensorType::new(x.dtype, expected);
     Err(lw.report(
-        Diag::error(Code::E0211, format!("`{}` yields {} batches but `{}` takes {}", data.name, want, model.name.name, input.ty), data.span, format!("yields {want}"))
-            .with_label(input.span, format!("the model takes {}", input.ty)),
+        Diag::error(
+            Code::E0211,
+            format!("`{}` yields {} batches but `{}` takes {}", data.name, want, model.name.name, input.ty),
+            data.span,
+            format!("yields {want}"),
+        )
+        .with_label(input.span, format!("the model takes {}", input.ty)),
     ))
 }
 
@@ -396,8 +556,11 @@ fn runtime_call(lw: &mut Lowerer, ctx: &mut Ctx, e: &Expr, kind: RuntimeKind) ->
             let names = data_sources::SOURCES.iter().map(|s| s.name).collect();
             (names, data_sources::SOURCES.iter().find(|s| s.name == name.name).map(|s| s.args))
         }
-        RuntimeKind::Optimizer => (OPTIMIZERS.iter().map(|o| o.0).collect(), OPTIMIZERS.iter().find(|o| o.0 == name.name).map(|o| o.1)),
-        RuntimeKind::Metric => (METRICS.to_vec(), METRICS.contains(&name.name.as_str()).then_some(&[][..])),
+        RuntimeKind::Optimizer => (optim::optimizer_names().to_vec(), optim::optimizer_args(&name.name)),
+        RuntimeKind::Metric => {
+            let names = metrics::metric_names();
+            (names.to_vec(), names.contains(&name.name.as_str()).then_some(&[][..]))
+        }
         RuntimeKind::Schedule => (Vec::new(), None),
     };
     let code = match kind {
@@ -412,8 +575,9 @@ fn runtime_call(lw: &mut Lowerer, ctx: &mut Ctx, e: &Expr, kind: RuntimeKind) ->
         RuntimeKind::Schedule => "schedule",
     };
     let Some(allowed) = allowed else {
-        let mut d = Diag::error(code, format!("unknown {what} `{}`", name.name), name.span, format!("not a {what}"))
-            .with_note(format!("the {what}s are {}", names.join(", ")));
+        let mut d =
+            Diag::error(code, format!("unknown {what} `{}`", name.name), name.span, format!("not a {what}"))
+                .with_note(format!("the {what}s are {}", names.join(", ")));
         if let Some(s) = did_you_mean(&name.name, names.iter().copied()) {
             d = d.with_help(format!("did you mean `{s}`?"));
         }
@@ -424,13 +588,34 @@ fn runtime_call(lw: &mut Lowerer, ctx: &mut Ctx, e: &Expr, kind: RuntimeKind) ->
     let mut failed = false;
     for a in args {
         let Some(n) = &a.name else {
-            lw.report(Diag::error(code, format!("arguments of `{}` are named", name.name), a.span, "unnamed argument").with_help(format!("write it as `name: value`; `{}` takes {}", name.name, allowed.join(", "))));
+            lw.report(
+                Diag::error(
+                    code,
+                    format!("arguments of `{}` are named", name.name),
+                    a.span,
+                    "unnamed argument",
+                )
+                .with_help(format!(
+                    "write it as `name: value`; `{}` takes {}",
+                    name.name,
+                    allowed.join(", ")
+                )),
+            );
             failed = true;
             continue;
         };
         if !allowed.contains(&n.name.as_str()) {
-            let mut d = Diag::error(code, format!("`{}` takes no argument `{}`", name.name, n.name), n.span, "unknown argument")
-                .with_note(format!("`{}` takes {}", name.name, if allowed.is_empty() { "no arguments".to_string() } else { allowed.join(", ") }));
+            let mut d = Diag::error(
+                code,
+                format!("`{}` takes no argument `{}`", name.name, n.name),
+                n.span,
+                "unknown argument",
+            )
+            .with_note(format!(
+                "`{}` takes {}",
+                name.name,
+                if allowed.is_empty() { "no arguments".to_string() } else { allowed.join(", ") }
+            ));
             if let Some(s) = did_you_mean(&n.name, allowed.iter().copied()) {
                 d = d.with_help(format!("did you mean `{s}`?"));
             }
@@ -441,7 +626,12 @@ fn runtime_call(lw: &mut Lowerer, ctx: &mut Ctx, e: &Expr, kind: RuntimeKind) ->
         match lw.expr(ctx, &a.value).ok().and_then(|v| v.to_literal()) {
             Some(l) => out.push((n.name.clone(), l)),
             None => {
-                lw.report(Diag::error(code, format!("`{}` must be a literal", n.name), a.value.span, "not a number, string or bool"));
+                lw.report(Diag::error(
+                    code,
+                    format!("`{}` must be a literal", n.name),
+                    a.value.span,
+                    "not a number, string or bool",
+                ));
                 failed = true;
             }
         }
@@ -463,10 +653,13 @@ fn bad_runtime(lw: &mut Lowerer, span: Span, kind: RuntimeKind) -> Option<Runtim
     None
 }
 
+/// A loss function with its bound named arguments and the span of the setting.
+type LossFn = (DefRef, Vec<(String, Value)>, Span);
+
 /// The loss setting: a loss function, possibly with named arguments bound
 /// (`sparse_categorical_crossentropy(from_logits: true)`); the labels and predictions are
 /// passed when the training graph is built.
-fn loss_function(lw: &mut Lowerer, ctx: &mut Ctx, e: &Expr) -> Option<(DefRef, Vec<(String, Value)>, Span)> {
+fn loss_function(lw: &mut Lowerer, ctx: &mut Ctx, e: &Expr) -> Option<LossFn> {
     let (callee, args): (&Expr, &[ast::Arg]) = match &e.kind {
         ExprKind::Call { callee, args } => (callee, args),
         _ => (e, &[]),
@@ -474,21 +667,36 @@ fn loss_function(lw: &mut Lowerer, ctx: &mut Ctx, e: &Expr) -> Option<(DefRef, V
     let f = lw.expr(ctx, callee).ok()?;
     let Value::Func { def, mut bound } = f else {
         lw.report(
-            Diag::error(Code::E0403, format!("`loss` must be a loss function, got {}", f.kind()), e.span, "not a function")
-                .with_help("for example `loss = mse` or `loss = binary_crossentropy(from_logits: true)`"),
+            Diag::error(
+                Code::E0403,
+                format!("`loss` must be a loss function, got {}", f.kind()),
+                e.span,
+                "not a function",
+            )
+            .with_help("for example `loss = mse` or `loss = binary_crossentropy(from_logits: true)`"),
         );
         return None;
     };
     if !matches!(def, DefRef::Fn(..)) {
-        lw.report(Diag::error(Code::E0403, format!("`{}` is not a loss function", def.name()), callee.span, "not a loss"));
+        lw.report(Diag::error(
+            Code::E0403,
+            format!("`{}` is not a loss function", def.name()),
+            callee.span,
+            "not a loss",
+        ));
         return None;
     }
     let mut failed = false;
     for a in args {
         let Some(n) = &a.name else {
             lw.report(
-                Diag::error(Code::E0403, "the loss's labels and predictions are passed by the training loop", a.span, "positional argument")
-                    .with_help("give only named settings here, such as `from_logits: true`"),
+                Diag::error(
+                    Code::E0403,
+                    "the loss's labels and predictions are passed by the training loop",
+                    a.span,
+                    "positional argument",
+                )
+                .with_help("give only named settings here, such as `from_logits: true`"),
             );
             failed = true;
             continue;

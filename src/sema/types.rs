@@ -34,7 +34,9 @@ impl Mismatch {
             Mismatch::Dim { name, expected, got, axis } => {
                 format!("dimension `{name}` is {expected} here but the value has {got} at axis {axis}")
             }
-            Mismatch::Literal { expected, got, axis } => format!("expected {expected} at axis {axis}, got {got}"),
+            Mismatch::Literal { expected, got, axis } => {
+                format!("expected {expected} at axis {axis}, got {got}")
+            }
             Mismatch::Kind { expected, got } => format!("expected {expected}, got {got}"),
             Mismatch::UnknownType(t) => format!("`{t}` is not a type"),
         }
@@ -65,11 +67,18 @@ pub fn dim_value(d: &Dim) -> Value {
 }
 
 /// Matches a tensor type against a tensor pattern, binding unbound names in `scope`.
-pub fn match_tensor(pattern: &TypeExpr, actual: &TensorType, scope: &mut dyn DimScope) -> Result<(), Mismatch> {
+pub fn match_tensor(
+    pattern: &TypeExpr,
+    actual: &TensorType,
+    scope: &mut dyn DimScope,
+) -> Result<(), Mismatch> {
     let TypeExpr::Named { name, dims, .. } = pattern;
     let Some(dtype) = DType::from_name(&name.name) else {
         return Err(if KINDS.contains(&name.name.as_str()) {
-            Mismatch::Kind { expected: format!("{} (a `{}`)", article(&name.name), name.name), got: "a tensor" }
+            Mismatch::Kind {
+                expected: format!("{} (a `{}`)", article(&name.name), name.name),
+                got: "a tensor",
+            }
         } else {
             Mismatch::UnknownType(name.name.clone())
         });
@@ -82,11 +91,8 @@ pub fn match_tensor(pattern: &TypeExpr, actual: &TensorType, scope: &mut dyn Dim
     let fixed = dims.len() - usize::from(ellipsis.is_some());
     let rank_ok = if ellipsis.is_some() { actual.rank() >= fixed } else { actual.rank() == fixed };
     if !rank_ok {
-        let expected = if ellipsis.is_some() {
-            format!("at least {fixed} axes")
-        } else {
-            format!("{fixed} axes")
-        };
+        let expected =
+            if ellipsis.is_some() { format!("at least {fixed} axes") } else { format!("{fixed} axes") };
         return Err(Mismatch::Rank { expected, got: actual.clone() });
     }
     let extra = actual.rank() - fixed;
@@ -120,7 +126,10 @@ pub fn match_tensor(pattern: &TypeExpr, actual: &TensorType, scope: &mut dyn Dim
                 match scope.get(&id.name) {
                     Some(v) => {
                         let Some(expected) = v.as_dim() else {
-                            return Err(Mismatch::Kind { expected: format!("`{}` to be a dimension", id.name), got: v.kind() });
+                            return Err(Mismatch::Kind {
+                                expected: format!("`{}` to be a dimension", id.name),
+                                got: v.kind(),
+                            });
                         };
                         if expected != got {
                             return Err(Mismatch::Dim { name: id.name.clone(), expected, got, axis });
@@ -143,7 +152,8 @@ pub fn resolve_tensor(
     symbolic: bool,
 ) -> Result<TensorType, String> {
     let TypeExpr::Named { name, dims, .. } = pattern;
-    let dtype = DType::from_name(&name.name).ok_or_else(|| format!("`{}` is not an element type", name.name))?;
+    let dtype =
+        DType::from_name(&name.name).ok_or_else(|| format!("`{}` is not an element type", name.name))?;
     let mut shape = Vec::new();
     for d in dims.as_deref().unwrap_or(&[]) {
         match d {
@@ -154,7 +164,9 @@ pub fn resolve_tensor(
             },
             DimExpr::Name(id) => match scope.get(&id.name) {
                 Some(v) => match v.as_dim() {
-                    Some(Dim::Const(n)) if n < 0 => return Err(format!("dimension `{}` is negative ({n})", id.name)),
+                    Some(Dim::Const(n)) if n < 0 => {
+                        return Err(format!("dimension `{}` is negative ({n})", id.name));
+                    }
                     Some(d) => shape.push(d),
                     None => return Err(format!("`{}` is {}, not a dimension", id.name, v.kind())),
                 },

@@ -26,15 +26,17 @@ pub enum Value {
     List(Vec<Value>),
     Tuple(Vec<Value>),
     /// A function, possibly with some arguments already bound (`binary_crossentropy(from_logits: true)`).
-    Func { def: DefRef, bound: Vec<(String, Value)> },
+    Func {
+        def: DefRef,
+        bound: Vec<(String, Value)>,
+    },
     /// A layer instance, created by calling a layer's constructor.
     Instance(InstanceId),
     Init(Init),
-    /// A runtime object named in a `train` block: data source, optimizer, metric.
-    Runtime(RuntimeValue),
 }
 
-/// Things the runtime interprets, checked by the compiler.
+/// A runtime object named in a `train` block (data source, optimizer, metric), checked
+/// by the compiler and interpreted by the runtime.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RuntimeValue {
     pub kind: RuntimeKind,
@@ -87,12 +89,6 @@ impl Value {
             Value::Func { .. } => "a function",
             Value::Instance(_) => "a layer instance",
             Value::Init(_) => "an initializer",
-            Value::Runtime(r) => match r.kind {
-                RuntimeKind::Data => "a data source",
-                RuntimeKind::Optimizer => "an optimizer",
-                RuntimeKind::Metric => "a metric",
-                RuntimeKind::Schedule => "a learning-rate schedule",
-            },
         }
     }
 

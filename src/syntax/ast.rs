@@ -156,18 +156,33 @@ pub struct TrainDef {
 #[derive(Clone, Debug, PartialEq)]
 pub enum TrainEntry {
     /// `epochs = 5`
-    Setting { key: Ident, value: Expr },
+    Setting {
+        key: Ident,
+        value: Expr,
+    },
     Let(LetStmt),
     /// `step (x, y) { ... }`: a custom training step.
-    Step { pattern: Pattern, body: Vec<StepStmt>, span: Span },
+    Step {
+        pattern: Pattern,
+        body: Vec<StepStmt>,
+        span: Span,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum StepStmt {
     Let(LetStmt),
     /// `update model with optimizer minimizing loss`
-    Update { model: Ident, optimizer: Ident, loss: Expr, span: Span },
-    Log { values: Vec<Expr>, span: Span },
+    Update {
+        model: Ident,
+        optimizer: Ident,
+        loss: Expr,
+        span: Span,
+    },
+    Log {
+        values: Vec<Expr>,
+        span: Span,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -264,10 +279,19 @@ pub enum ExprKind {
     List(Vec<Expr>),
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
-    Call { callee: Box<Expr>, args: Vec<Arg> },
+    Call {
+        callee: Box<Expr>,
+        args: Vec<Arg>,
+    },
     Field(Box<Expr>, Ident),
-    Block { stmts: Vec<LetStmt>, value: Box<Expr> },
-    Closure { params: Vec<Ident>, body: Box<Expr> },
+    Block {
+        stmts: Vec<LetStmt>,
+        value: Box<Expr>,
+    },
+    Closure {
+        params: Vec<Ident>,
+        body: Box<Expr>,
+    },
     /// A part that did not parse; lowering skips it silently (its error is reported).
     Error,
 }

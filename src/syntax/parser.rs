@@ -96,8 +96,11 @@ fn split_items(file: FileId, text: &str, diags: &mut Vec<Diag>) -> Vec<(usize, u
         }
     }
     starts.dedup();
-    let mut chunks: Vec<(usize, usize)> =
-        starts.windows(2).map(|w| (w[0], w[1])).chain(std::iter::once((*starts.last().unwrap_or(&0), text.len()))).collect();
+    let mut chunks: Vec<(usize, usize)> = starts
+        .windows(2)
+        .map(|w| (w[0], w[1]))
+        .chain(std::iter::once((*starts.last().unwrap_or(&0), text.len())))
+        .collect();
     chunks.retain(|&(s, e)| s < e || text.is_empty());
 
     // Refuse chunks nested deeper than the limit.
@@ -143,9 +146,15 @@ fn describe(rule: &Rule) -> &'static str {
         Rule::pattern | Rule::wildcard => "a pattern",
         Rule::call => "`(`",
         Rule::field => "`.`",
-        Rule::pipe | Rule::or | Rule::and | Rule::eq | Rule::ne | Rule::le | Rule::ge | Rule::lt | Rule::gt => {
-            "an operator"
-        }
+        Rule::pipe
+        | Rule::or
+        | Rule::and
+        | Rule::eq
+        | Rule::ne
+        | Rule::le
+        | Rule::ge
+        | Rule::lt
+        | Rule::gt => "an operator",
         Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::matmul | Rule::pow => "an operator",
         Rule::expr_body => "`=` or `{`",
         Rule::ret_type => "`->`",
@@ -155,9 +164,12 @@ fn describe(rule: &Rule) -> &'static str {
         Rule::setting => "a setting",
         Rule::step_block => "`step`",
         Rule::update_stmt | Rule::log_stmt => "`update` or `log`",
-        Rule::use_item | Rule::fn_item | Rule::layer_item | Rule::model_item | Rule::train_item | Rule::evaluate_item => {
-            "an item (`use`, `fn`, `layer`, `model`, `train`, `evaluate`)"
-        }
+        Rule::use_item
+        | Rule::fn_item
+        | Rule::layer_item
+        | Rule::model_item
+        | Rule::train_item
+        | Rule::evaluate_item => "an item (`use`, `fn`, `layer`, `model`, `train`, `evaluate`)",
         Rule::arg => "an argument",
         Rule::block => "`{`",
         Rule::paren => "`(`",
@@ -181,7 +193,11 @@ fn syntax_error(file: FileId, base: usize, chunk: &str, e: &pest::error::Error<R
     let len = tokenize(rest).first().filter(|t| t.start == 0).map(|t| t.end).unwrap_or(0);
     let len = if len == 0 { rest.chars().next().map(char::len_utf8).unwrap_or(0) } else { len };
     let span = Span::new(file, base + pos, base + pos + len);
-    let found = if rest.trim().is_empty() { "the end of the item".to_string() } else { format!("`{}`", &rest[..len]) };
+    let found = if rest.trim().is_empty() {
+        "the end of the item".to_string()
+    } else {
+        format!("`{}`", &rest[..len])
+    };
     let expected = match &e.variant {
         ErrorVariant::ParsingError { positives, .. } => {
             let mut names: Vec<&str> = positives.iter().map(describe).collect();
@@ -440,8 +456,9 @@ impl Builder<'_> {
         let pairs = p.into_inner();
         // The Pratt parser's closures cannot each borrow `self` mutably, so they share a
         // builder through a RefCell; they are never called re-entrantly.
-        let this = std::cell::RefCell::new(Builder { file: self.file, base: self.base, diags: &mut *self.diags });
-        let result = PRATT
+        let this =
+            std::cell::RefCell::new(Builder { file: self.file, base: self.base, diags: &mut *self.diags });
+        PRATT
             .map_primary(|q| this.borrow_mut().primary(q))
             .map_prefix(|op, rhs| {
                 let span = this.borrow().span(&op).to(rhs.span);
@@ -453,9 +470,7 @@ impl Builder<'_> {
                 let span = lhs.span.to(rhs.span);
                 Expr { kind: ExprKind::Binary(binop(op.as_rule()), Box::new(lhs), Box::new(rhs)), span }
             })
-            .parse(pairs);
-        drop(this);
-        result
+            .parse(pairs)
     }
 
     fn postfix(&mut self, lhs: Expr, op: Pair<Rule>) -> Expr {
@@ -527,8 +542,13 @@ impl Builder<'_> {
             Ok(n) => Some(n),
             Err(_) => {
                 self.diags.push(
-                    Diag::error(Code::E0004, "integer literal out of range", self.span(p), "does not fit in i64")
-                        .with_note("integer literals range from -9223372036854775808 to 9223372036854775807"),
+                    Diag::error(
+                        Code::E0004,
+                        "integer literal out of range",
+                        self.span(p),
+                        "does not fit in i64",
+                    )
+                    .with_note("integer literals range from -9223372036854775808 to 9223372036854775807"),
                 );
                 None
             }
@@ -569,8 +589,13 @@ impl Builder<'_> {
                 other => {
                     let shown = other.map(|c| format!("\\{c}")).unwrap_or_else(|| "\\".into());
                     self.diags.push(
-                        Diag::error(Code::E0005, format!("unknown escape `{shown}`"), self.span(p), "in this string")
-                            .with_help("the escapes are \\\\, \\\", \\n and \\t"),
+                        Diag::error(
+                            Code::E0005,
+                            format!("unknown escape `{shown}`"),
+                            self.span(p),
+                            "in this string",
+                        )
+                        .with_help("the escapes are \\\\, \\\", \\n and \\t"),
                     );
                     return None;
                 }

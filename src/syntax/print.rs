@@ -105,7 +105,9 @@ fn member_text(m: &Member) -> String {
             doc_text(&t.doc)
         ),
         Member::Let(l) => let_text(l),
-        Member::Forward(f) => format!("(forward {}{} {})", params_text(&f.params), ret_text(&f.ret), expr_text(&f.body)),
+        Member::Forward(f) => {
+            format!("(forward {}{} {})", params_text(&f.params), ret_text(&f.ret), expr_text(&f.body))
+        }
     }
 }
 
@@ -139,7 +141,9 @@ fn pattern_text(p: &Pattern) -> String {
     match p {
         Pattern::Name(i) => i.name.clone(),
         Pattern::Wild(_) => "_".into(),
-        Pattern::Tuple(items, _) => format!("({})", items.iter().map(pattern_text).collect::<Vec<_>>().join(" ")),
+        Pattern::Tuple(items, _) => {
+            format!("({})", items.iter().map(pattern_text).collect::<Vec<_>>().join(" "))
+        }
     }
 }
 
@@ -150,9 +154,13 @@ pub fn expr_text(e: &Expr) -> String {
         ExprKind::Str(s) => format!("{s:?}"),
         ExprKind::Bool(b) => b.to_string(),
         ExprKind::Name(i) => i.name.clone(),
-        ExprKind::Tuple(items) => format!("(tuple {})", items.iter().map(expr_text).collect::<Vec<_>>().join(" ")),
+        ExprKind::Tuple(items) => {
+            format!("(tuple {})", items.iter().map(expr_text).collect::<Vec<_>>().join(" "))
+        }
         ExprKind::List(items) => format!("[{}]", items.iter().map(expr_text).collect::<Vec<_>>().join(" ")),
-        ExprKind::Unary(op, x) => format!("({} {})", if *op == UnOp::Neg { "neg" } else { "not" }, expr_text(x)),
+        ExprKind::Unary(op, x) => {
+            format!("({} {})", if *op == UnOp::Neg { "neg" } else { "not" }, expr_text(x))
+        }
         ExprKind::Binary(op, a, b) => format!("({} {} {})", op.symbol(), expr_text(a), expr_text(b)),
         ExprKind::Call { callee, args } => {
             let mut s = format!("(call {}", expr_text(callee));
