@@ -442,22 +442,21 @@ fn prepend_bound(bound: Vec<(String, Value)>, mut args: Vec<ArgVal>, span: Span)
     args
 }
 
-/// `Conv2D` -> `conv2d`, `BatchNorm` -> `batch_norm`, `PReLU` -> `prelu`.
+/// `Conv2D` -> `conv2d`, `BatchNorm` -> `batch_norm`, `SimpleRNN` -> `simple_rnn`,
+/// `PReLU` -> `prelu`: a word break before a capital that follows a lowercase letter and
+/// starts a lowercase word, or an all-capital word of three letters or more.
 pub fn snake_case(name: &str) -> String {
     let chars: Vec<char> = name.chars().collect();
     let mut out = String::new();
     for (i, c) in chars.iter().enumerate() {
-        if c.is_uppercase() {
-            let prev_lower = i > 0 && chars[i - 1].is_lowercase();
-            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-            let prev_upper = i > 0 && chars[i - 1].is_uppercase();
-            if i > 0 && (prev_lower || (prev_upper && next_lower && i + 1 < chars.len() && out.len() > 1)) {
-                out.push('_');
-            }
-            out.extend(c.to_lowercase());
-        } else {
-            out.push(*c);
+        let after_lower = i > 0 && chars[i - 1].is_lowercase();
+        let starts_word = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+        let rest = &chars[i..];
+        let acronym = rest.len() >= 3 && rest.iter().all(|r| r.is_uppercase() || r.is_ascii_digit());
+        if c.is_uppercase() && after_lower && (starts_word || acronym) {
+            out.push('_');
         }
+        out.extend(c.to_lowercase());
     }
     out
 }
@@ -490,5 +489,7 @@ mod tests {
         assert_eq!(super::snake_case("Conv2D"), "conv2d");
         assert_eq!(super::snake_case("PReLU"), "prelu");
         assert_eq!(super::snake_case("LSTM"), "lstm");
+        assert_eq!(super::snake_case("SimpleRNN"), "simple_rnn");
+        assert_eq!(super::snake_case("GlobalAvgPool2D"), "global_avg_pool2d");
     }
 }
