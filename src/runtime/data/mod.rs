@@ -3,6 +3,28 @@
 //! Every loader returns a [`Dataset`]: whole arrays held in memory in their compact
 //! element type (images stay `u8`), with a note on how to turn a batch into the `f32` the
 //! model reads. Batching, shuffling and the validation split work on any dataset.
+//!
+//! Submodules:
+//! - [`locate`]: the search path (`--data`, `$DNNC_DATA`, the cache) and downloads by `curl`;
+//! - [`error`]: [`DataError`], the one error type of every loader;
+//! - [`idx`]: IDX files (raw or gzip); [`mnist`]: MNIST and Fashion-MNIST;
+//! - [`batch`]: the validation split, the seeded [`Batcher`] and its prefetching iterator;
+//! - [`augment`]: seeded shifts, flips and rotations of image batches;
+//! - [`md5`]: checks downloads against published sums.
+
+pub mod augment;
+pub mod batch;
+pub mod error;
+pub mod idx;
+pub mod locate;
+pub mod md5;
+pub mod mnist;
+
+pub use augment::Augment;
+pub use batch::{Batch, BatchArray, Batcher, Prefetch, split_validation};
+pub use error::DataError;
+pub use locate::DataDirs;
+pub use mnist::{Split, fashion_mnist, mnist};
 
 use ndarray::ArrayD;
 
