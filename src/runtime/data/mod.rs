@@ -9,22 +9,30 @@
 //! - [`error`]: [`DataError`], the one error type of every loader;
 //! - [`idx`]: IDX files (raw or gzip); [`mnist`]: MNIST and Fashion-MNIST;
 //! - [`batch`]: the validation split, the seeded [`Batcher`] and its prefetching iterator;
+//! - [`csv`]: numeric CSV; [`npy`]: NumPy `.npy`/`.npz` (with [`zip`], a minimal ZIP reader);
+//! - [`random`]: seeded synthetic datasets with learnable labels;
 //! - [`augment`]: seeded shifts, flips and rotations of image batches;
 //! - [`md5`]: checks downloads against published sums.
 
 pub mod augment;
 pub mod batch;
+pub mod csv;
 pub mod error;
 pub mod idx;
 pub mod locate;
 pub mod md5;
 pub mod mnist;
+pub mod npy;
+pub mod random;
+pub mod zip;
 
 pub use augment::Augment;
 pub use batch::{Batch, BatchArray, Batcher, Prefetch, split_validation};
+pub use csv::{CsvOptions, LabelColumn, read_csv};
 pub use error::DataError;
 pub use locate::DataDirs;
 pub use mnist::{Split, fashion_mnist, mnist};
+pub use npy::{read_npy, read_npz};
 
 use ndarray::ArrayD;
 
