@@ -11,11 +11,13 @@
 //! - [`batch`]: the validation split, the seeded [`Batcher`] and its prefetching iterator;
 //! - [`csv`]: numeric CSV; [`npy`]: NumPy `.npy`/`.npz` (with [`zip`], a minimal ZIP reader);
 //! - [`random`]: seeded synthetic datasets with learnable labels;
+//! - [`cifar`]: CIFAR-10 binary batches and a stand-in written from MNIST;
 //! - [`augment`]: seeded shifts, flips and rotations of image batches;
 //! - [`md5`]: checks downloads against published sums.
 
 pub mod augment;
 pub mod batch;
+pub mod cifar;
 pub mod csv;
 pub mod error;
 pub mod idx;
@@ -28,6 +30,7 @@ pub mod zip;
 
 pub use augment::Augment;
 pub use batch::{Batch, BatchArray, Batcher, Prefetch, split_validation};
+pub use cifar::{cifar10, write_standin_cifar};
 pub use csv::{CsvOptions, LabelColumn, read_csv};
 pub use error::DataError;
 pub use locate::DataDirs;
