@@ -12,6 +12,7 @@
 //! - [`csv`]: numeric CSV; [`npy`]: NumPy `.npy`/`.npz` (with [`zip`], a minimal ZIP reader);
 //! - [`random`]: seeded synthetic datasets with learnable labels;
 //! - [`cifar`]: CIFAR-10 binary batches and a stand-in written from MNIST;
+//! - [`text`]: the tokenizer, vocabulary and padding; [`imdb`]: the IMDB reviews, cached encoded;
 //! - [`augment`]: seeded shifts, flips and rotations of image batches;
 //! - [`md5`]: checks downloads against published sums.
 
@@ -21,11 +22,13 @@ pub mod cifar;
 pub mod csv;
 pub mod error;
 pub mod idx;
+pub mod imdb;
 pub mod locate;
 pub mod md5;
 pub mod mnist;
 pub mod npy;
 pub mod random;
+pub mod text;
 pub mod zip;
 
 pub use augment::Augment;
@@ -33,6 +36,7 @@ pub use batch::{Batch, BatchArray, Batcher, Prefetch, split_validation};
 pub use cifar::{cifar10, write_standin_cifar};
 pub use csv::{CsvOptions, LabelColumn, read_csv};
 pub use error::DataError;
+pub use imdb::{ImdbOptions, imdb};
 pub use locate::DataDirs;
 pub use mnist::{Split, fashion_mnist, mnist};
 pub use npy::{read_npy, read_npz};
