@@ -151,11 +151,17 @@ fn encode_tarball(tarball: &Path, options: &ImdbOptions) -> Result<Encoded, Data
         text.push_str(&String::from_utf8_lossy(&bytes));
         let mut review = Review { label, id, words: Vec::new() };
         for_each_token(&text, |t| {
-            let next = words.len() as u32;
-            let w = *interned.entry(t.to_string()).or_insert(next);
-            if w == next {
-                words.push(t.to_string());
-            }
+            // Look up before inserting: most tokens are known words, and `entry` would
+            // allocate a key for each of the ~12 million tokens.
+            let w = match interned.get(t) {
+                Some(&w) => w,
+                None => {
+                    let w = words.len() as u32;
+                    interned.insert(t.to_string(), w);
+                    words.push(t.to_string());
+                    w
+                }
+            };
             review.words.push(w);
         });
         if is_train { train.push(review) } else { test.push(review) }
@@ -197,12 +203,17 @@ struct CacheKey {
 }
 
 const CACHE_MAGIC: &[u8; 8] = b"DNNCIMDB";
-const CACHE_VERSION: u32 = 1;
+const CACHE_VERSION: u32 = 2;
 
 impl CacheKey {
     fn file_name(&self) -> String {
         let pad = if self.pad == Pad::Front { "front" } else { "back" };
         format!("encoded-v{}-len{}-{pad}-{}-{}.bin", self.vocab, self.length, self.size, self.mtime)
+    }
+
+    /// Bytes per stored id: 2 while every id fits in a u16.
+    fn id_width(&self) -> usize {
+        if self.vocab <= 1 << 16 { 2 } else { 4 }
     }
 
     fn header(&self) -> Vec<u8> {
@@ -221,8 +232,12 @@ fn write_cache(path: &Path, key: &CacheKey, data: &Encoded) -> std::io::Result<(
     let mut out = key.header();
     for (x, y) in [&data.train, &data.test] {
         out.extend((y.len() as u64).to_le_bytes());
-        // Ids are below the vocabulary size, which the key holds; 4 bytes fit any sane one.
-        x.iter().for_each(|&id| out.extend((id as u32).to_le_bytes()));
+        // Ids are below the vocabulary size, which the key holds and fixes the width by.
+        if key.id_width() == 2 {
+            x.iter().for_each(|&id| out.extend((id as u16).to_le_bytes()));
+        } else {
+            x.iter().for_each(|&id| out.extend((id as u32).to_le_bytes()));
+        }
         out.extend(y.iter().map(|&l| l as u8));
     }
     let part: PathBuf = folder.join(format!(".{}.part.{}", file_label(path), std::process::id()));
@@ -246,12 +261,16 @@ fn read_cache(path: &Path, key: &CacheKey) -> Option<Encoded> {
     let length = usize::try_from(key.length).ok()?;
     let mut split = || -> Option<(Vec<i64>, Vec<i64>)> {
         let n = usize::try_from(u64::from_le_bytes(rest.get(..8)?.try_into().ok()?)).ok()?;
-        let x_bytes = n.checked_mul(length)?.checked_mul(4)?;
+        let width = key.id_width();
+        let x_bytes = n.checked_mul(length)?.checked_mul(width)?;
         let x_end = 8usize.checked_add(x_bytes)?;
         let y_end = x_end.checked_add(n)?;
-        let x =
-            rest.get(8..x_end)?.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64);
-        let x: Vec<i64> = x.collect();
+        let raw = rest.get(8..x_end)?.chunks_exact(width);
+        let x: Vec<i64> = if width == 2 {
+            raw.map(|c| i64::from(u16::from_le_bytes([c[0], c[1]]))).collect()
+        } else {
+            raw.map(|c| i64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect()
+        };
         let y: Vec<i64> = rest.get(x_end..y_end)?.iter().map(|&b| i64::from(b)).collect();
         if x.iter().any(|&id| id as u64 >= key.vocab) || y.iter().any(|&l| l > 1) {
             return None;

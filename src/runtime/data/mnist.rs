@@ -144,6 +144,9 @@ mod tests {
         write_split(&dir, 3, &[1, 2, 2], &[3, 27, 28]);
         let err = mnist(&DataDirs::only(&dir), Split::Test).unwrap_err().to_string();
         assert!(err.contains("N×28×28"), "{err}");
+        // Fashion-MNIST has the same files in its own folder.
+        let err = fashion_mnist(&DataDirs::only(&dir), Split::Test).unwrap_err().to_string();
+        assert!(err.contains(&dir.join("fashion_mnist").display().to_string()), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -40,6 +40,7 @@ pub use imdb::{ImdbOptions, imdb};
 pub use locate::DataDirs;
 pub use mnist::{Split, fashion_mnist, mnist};
 pub use npy::{read_npy, read_npz};
+pub use text::{Pad, Vocabulary, tokenize};
 
 use ndarray::ArrayD;
 
