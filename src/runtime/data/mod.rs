@@ -3,6 +3,44 @@
 //! Every loader returns a [`Dataset`]: whole arrays held in memory in their compact
 //! element type (images stay `u8`), with a note on how to turn a batch into the `f32` the
 //! model reads. Batching, shuffling and the validation split work on any dataset.
+//!
+//! Submodules:
+//! - [`locate`]: the search path (`--data`, `$DNNC_DATA`, the cache) and downloads by `curl`;
+//! - [`error`]: [`DataError`], the one error type of every loader;
+//! - [`idx`]: IDX files (raw or gzip); [`mnist`]: MNIST and Fashion-MNIST;
+//! - [`batch`]: the validation split, the seeded [`Batcher`] and its prefetching iterator;
+//! - [`csv`]: numeric CSV; [`npy`]: NumPy `.npy`/`.npz` (with [`zip`], a minimal ZIP reader);
+//! - [`random`]: seeded synthetic datasets with learnable labels;
+//! - [`cifar`]: CIFAR-10 binary batches and a stand-in written from MNIST;
+//! - [`text`]: the tokenizer, vocabulary and padding; [`imdb`]: the IMDB reviews, cached encoded;
+//! - [`augment`]: seeded shifts, flips and rotations of image batches;
+//! - [`md5`]: checks downloads against published sums.
+
+pub mod augment;
+pub mod batch;
+pub mod cifar;
+pub mod csv;
+pub mod error;
+pub mod idx;
+pub mod imdb;
+pub mod locate;
+pub mod md5;
+pub mod mnist;
+pub mod npy;
+pub mod random;
+pub mod text;
+pub mod zip;
+
+pub use augment::Augment;
+pub use batch::{Batch, BatchArray, Batcher, Prefetch, split_validation};
+pub use cifar::{cifar10, write_standin_cifar};
+pub use csv::{CsvOptions, LabelColumn, read_csv};
+pub use error::DataError;
+pub use imdb::{ImdbOptions, imdb};
+pub use locate::DataDirs;
+pub use mnist::{Split, fashion_mnist, mnist};
+pub use npy::{read_npy, read_npz};
+pub use text::{Pad, Vocabulary, tokenize};
 
 use ndarray::ArrayD;
 
