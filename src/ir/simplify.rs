@@ -1,0 +1,1 @@
+//! Graph simplification (to be written).
