@@ -116,8 +116,8 @@ pub fn check_gradients_with(
     let mut forward = graph.clone();
     forward.outputs = vec![("loss".into(), loss)];
     let mut wide: Vec<Value> = Vec::with_capacity(params.len());
-    for (p, info) in params.iter().zip(&graph.params) {
-        let wanted = wrt.contains(&wide.len());
+    for (index, (p, info)) in params.iter().zip(&graph.params).enumerate() {
+        let wanted = wrt.contains(&index);
         match p {
             Value::F32(_) | Value::F64(_) => wide.push(p.cast(DType::F64)),
             _ if wanted => {
