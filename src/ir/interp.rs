@@ -72,8 +72,8 @@ pub fn run(
     for id in graph.ids().filter(|id| live[id.index()]) {
         let node = graph.node(id);
         let value = match node.op {
-            Op::Input { index } => Cow::Borrowed(args.inputs[index].as_ref()),
-            Op::Param { index } => Cow::Borrowed(args.params[index].as_ref()),
+            Op::Input { index } => leaf(&args.inputs, index, id, &node.op)?,
+            Op::Param { index } => leaf(&args.params, index, id, &node.op)?,
             _ => Cow::Owned(eval_node(graph, id, &slots, &mut env, opts)?),
         };
         if opts.check_finite && !value.all_finite() {
@@ -99,6 +99,17 @@ pub fn run(
     Ok(outputs)
 }
 
+/// The argument an input or parameter node reads.
+fn leaf<'v>(
+    values: &'v [Cow<'_, Value>],
+    index: usize,
+    id: NodeId,
+    op: &Op,
+) -> Result<Cow<'v, Value>, RunError> {
+    let message = format!("`{op}` reads a declaration that does not exist");
+    values.get(index).map(|v| Cow::Borrowed(v.as_ref())).ok_or(RunError::InvalidGraph { node: id, message })
+}
+
 /// The dtype a value of declared type `dtype` has in this run.
 fn effective(dtype: DType, promote_f64: bool) -> DType {
     if promote_f64 && dtype == DType::F32 { DType::F64 } else { dtype }
@@ -120,8 +131,8 @@ fn eval_node(
         operands.push(value);
     }
     let mut shape = env.resolve_shape(&node.ty.shape);
-    if shape.is_none() && node.op == Op::Reshape {
-        shape = infer_reshape_dims(&node.ty.shape, operands[0].len(), env);
+    if let (None, Op::Reshape, Some(x)) = (&shape, &node.op, operands.first()) {
+        shape = infer_reshape_dims(&node.ty.shape, x.len(), env);
     }
     let dtype = effective(node.ty.dtype, opts.promote_f64);
     let ctx = EvalCtx { dtype, shape, seed: opts.seed, step: opts.step };
