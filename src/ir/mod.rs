@@ -1,15 +1,20 @@
 //! The intermediate representation: typed SSA graphs over the primitive ops.
 //!
-//! `graph` holds the arena and its builder, `op` the primitive set, `printer` the stable
-//! text form (documented in `docs/ir.md`), `verify` the invariant checker that runs after
-//! every pass in debug builds.
+//! `graph` holds the arena and `builder` its typed constructors, `op` the primitive set,
+//! `printer` the stable text form (documented in `docs/ir.md`), `verify` the invariant
+//! checker that runs after every pass in debug builds, `interp` the reference interpreter
+//! and `simplify` the folding, CSE and dead-code passes.
 
+mod builder;
 mod graph;
+pub mod interp;
 mod op;
 mod printer;
+pub mod simplify;
 mod verify;
 
 pub use graph::{Graph, Init, InputInfo, Node, NodeId, ParamInfo};
+pub use interp::{RunError, RunOptions, run};
 pub use op::{BinaryOp, Distribution, Op, ReduceOp, UnaryOp, fmt_f64};
 pub use printer::print_graph;
 pub use verify::{VerifyError, verify};

@@ -1,5 +1,7 @@
 //! The op registry: for every primitive, its shape rule, its derivative and its reference
-//! kernel, side by side in one file per family of ops.
+//! kernel, side by side in one file per family of ops. [`infer`], [`eval`] and [`vjp`]
+//! dispatch to them; `value.rs` holds the interpreter's values and `kernel.rs` what the
+//! kernels share.
 //!
 //! | family        | file             | ops |
 //! |---------------|------------------|-----|
@@ -13,12 +15,18 @@
 //! somewhere does not compile.
 
 mod elementwise;
+mod kernel;
 mod layout;
 mod leaf;
 mod linalg;
 mod reduce;
+mod value;
 
-use crate::ir::Op;
+pub use kernel::{EvalCtx, KernelError, broadcast_dims};
+pub use layout::same_numel;
+pub use value::{Element, Float, Int, Value};
+
+use crate::ir::{Graph, NodeId, Op};
 use crate::shape::{BroadcastError, DType, Shape, TensorType, fmt_shape};
 use std::fmt;
 
@@ -112,6 +120,75 @@ pub fn infer(op: &Op, inputs: &[&TensorType], target: Option<&TensorType>) -> Re
         Op::OneHot { depth } => layout::infer_one_hot(inputs[0], *depth, target),
         Op::MatMul => linalg::infer_matmul(inputs[0], inputs[1]),
     }
+}
+
+/// Computes `op` on `inputs` (already checked against the op's operand types). `ctx`
+/// gives the result's element type and, where it could be resolved, its shape.
+///
+/// Leaves other than `fill` and `random` (inputs, parameters) are supplied by the caller;
+/// asking for them here is an error.
+pub fn eval(op: &Op, inputs: &[&Value], ctx: &EvalCtx) -> Result<Value, KernelError> {
+    let arity = arity(op);
+    if inputs.len() != arity {
+        return Err(KernelError::BadOperands { op: op.name(), got: format!("{} operand(s)", inputs.len()) });
+    }
+    match op {
+        Op::Input { .. } | Op::Param { .. } => {
+            Err(KernelError::BadOperands { op: op.name(), got: "a request to compute a leaf".into() })
+        }
+        Op::Fill { value } => leaf::eval_fill(*value, ctx),
+        Op::Random { dist, stream } => leaf::eval_random(*dist, *stream, ctx),
+        Op::Unary(u) => elementwise::eval_unary(*u, inputs[0]),
+        Op::Binary(b) => elementwise::eval_binary(*b, inputs[0], inputs[1]),
+        Op::Select => elementwise::eval_select(inputs[0], inputs[1], inputs[2]),
+        Op::Cast { .. } => Ok(inputs[0].cast(ctx.dtype)),
+        Op::Reduce { op, axes, keep } => reduce::eval_reduce(*op, axes, *keep, inputs[0]),
+        Op::ArgMax { axis } => reduce::eval_argmax(*axis, inputs[0]),
+        Op::SizeOf { axes } => reduce::eval_size_of(axes, inputs[0], ctx.dtype),
+        Op::Reshape => layout::eval_reshape(inputs[0], ctx.target_shape("reshape")?),
+        Op::Transpose { perm } => layout::eval_transpose(inputs[0], perm),
+        Op::Broadcast => layout::eval_broadcast(inputs[0], ctx.target_shape("broadcast")?),
+        Op::OneHot { depth } => layout::eval_one_hot(inputs[0], *depth, ctx.dtype),
+        Op::MatMul => linalg::eval_matmul(inputs[0], inputs[1]),
+    }
+}
+
+/// The result of a derivative rule: one gradient per operand, `None` where the operand
+/// gets none (it is an integer or bool, or the op is piecewise constant in it).
+pub type Vjp = Result<Vec<Option<NodeId>>, ShapeError>;
+
+/// Appends to `graph` the nodes computing the gradient of each operand of `node`, given
+/// `grad_out`, the gradient of the loss with respect to `node` (same type as `node`).
+/// The returned gradients have their operands' types. The rules are written with other
+/// primitives, their math in a comment next to each, in the family files.
+pub fn vjp(graph: &mut Graph, node: NodeId, grad_out: NodeId) -> Vjp {
+    let op = graph.node(node).op.clone();
+    let operands = graph.node(node).inputs.clone();
+    if !graph.ty(node).dtype.is_float() {
+        return Ok(vec![None; operands.len()]);
+    }
+    let mut grads = match &op {
+        // Leaves have no operands.
+        Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } | Op::Random { .. } => Vec::new(),
+        Op::Unary(u) => elementwise::vjp_unary(graph, node, *u, grad_out)?,
+        Op::Binary(b) => elementwise::vjp_binary(graph, node, *b, grad_out)?,
+        Op::Select => elementwise::vjp_select(graph, node, grad_out)?,
+        Op::Cast { .. } => elementwise::vjp_cast(graph, node, grad_out)?,
+        Op::Reduce { op, axes, .. } => reduce::vjp_reduce(graph, node, *op, axes, grad_out)?,
+        // Integer results and sizes: no gradient.
+        Op::ArgMax { .. } | Op::SizeOf { .. } | Op::OneHot { .. } => vec![None; operands.len()],
+        Op::Reshape => layout::vjp_reshape(graph, node, grad_out)?,
+        Op::Transpose { perm } => layout::vjp_transpose(graph, node, perm, grad_out)?,
+        Op::Broadcast => layout::vjp_broadcast(graph, node, grad_out)?,
+        Op::MatMul => linalg::vjp_matmul(graph, node, grad_out)?,
+    };
+    // An operand that is not a float carries no gradient, whatever the rule built.
+    for (grad, operand) in grads.iter_mut().zip(&operands) {
+        if !graph.ty(*operand).dtype.is_float() {
+            *grad = None;
+        }
+    }
+    Ok(grads)
 }
 
 /// The number of operands an op takes.

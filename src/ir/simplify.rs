@@ -1,0 +1,200 @@
+//! Graph simplification: constant folding with algebraic identities, common-subexpression
+//! elimination and dead-code elimination.
+//!
+//! Every pass returns a new graph with the same name, inputs, parameters and outputs (in
+//! order and by name); nodes keep their spans and types, and a node that replaces another
+//! has exactly the replaced node's type. The verifier runs after each pass in debug builds.
+//!
+//! Identities used (each rewrite is exact unless said otherwise):
+//! - an op whose operands are all `fill`s becomes a `fill`, its value computed by the op's
+//!   own kernel in the node's element type (elementwise ops, casts, reshape, transpose,
+//!   broadcast); `size_of` over literal dimensions becomes a `fill`;
+//! - x + 0 = 0 + x = x (up to the sign of a zero x), x − 0 = x, x·1 = 1·x = x, x / 1 = x,
+//!   x^1 = x, −(−x) = x, and reshape, broadcast, cast or transpose to what x already is = x;
+//! - x·0 = 0·x = 0, which assumes x finite (NaN·0 and ∞·0 are NaN), as fast-math does.
+
+use super::{BinaryOp, Graph, Node, NodeId, Op, UnaryOp};
+use crate::ops::{self, EvalCtx, Value};
+use crate::shape::{TensorType, const_numel};
+use std::collections::HashMap;
+
+/// Folds, merges and prunes until nothing changes (at most a few rounds).
+pub fn simplify(graph: &Graph) -> Graph {
+    let mut g = graph.clone();
+    for _ in 0..4 {
+        let before = g.nodes.len();
+        g = eliminate_dead_code(&eliminate_common_subexpressions(&fold_constants(&g)));
+        if g.nodes.len() == before {
+            break;
+        }
+    }
+    g
+}
+
+/// Rebuilds a graph node by node, mapping old ids to new ones.
+struct Rebuild {
+    out: Graph,
+    map: Vec<NodeId>,
+}
+
+impl Rebuild {
+    fn new(graph: &Graph) -> Rebuild {
+        let mut out = graph.clone();
+        out.nodes.clear();
+        Rebuild { out, map: Vec::with_capacity(graph.nodes.len()) }
+    }
+
+    /// `node` with its operands renamed to their new ids.
+    fn renamed(&self, node: &Node) -> Node {
+        Node { inputs: node.inputs.iter().map(|o| self.map[o.index()]).collect(), ..node.clone() }
+    }
+
+    fn emit(&mut self, node: Node) -> NodeId {
+        self.out.push(node.op, node.inputs, node.ty, node.span)
+    }
+
+    fn finish(mut self, pass: &str) -> Graph {
+        for (_, id) in &mut self.out.outputs {
+            *id = self.map[id.index()];
+        }
+        super::debug_verify(&self.out, pass);
+        self.out
+    }
+}
+
+/// Constant folding and the algebraic identities of the module header.
+pub fn fold_constants(graph: &Graph) -> Graph {
+    let mut r = Rebuild::new(graph);
+    for node in &graph.nodes {
+        let node = r.renamed(node);
+        let id = match fold(&mut r.out, &node) {
+            Some(id) => id,
+            None => r.emit(node),
+        };
+        r.map.push(id);
+    }
+    r.finish("simplify::fold_constants")
+}
+
+/// The value of a `fill` node.
+fn fill_value(g: &Graph, id: NodeId) -> Option<f64> {
+    match g.node(id).op {
+        Op::Fill { value } => Some(value),
+        _ => None,
+    }
+}
+
+/// A node equal to `node` that already exists or is simpler, if there is one.
+fn fold(g: &mut Graph, node: &Node) -> Option<NodeId> {
+    let same_type = |g: &Graph, id: NodeId| (g.ty(id) == &node.ty).then_some(id);
+    let fill = |g: &Graph, k: usize| node.inputs.get(k).and_then(|&i| fill_value(g, i));
+    match &node.op {
+        Op::SizeOf { axes } => {
+            let dims: Vec<_> =
+                axes.iter().filter_map(|&a| g.ty(node.inputs[0]).shape.get(a).cloned()).collect();
+            let n = const_numel(&dims)?;
+            return Some(g.push(Op::Fill { value: n as f64 }, vec![], node.ty.clone(), node.span));
+        }
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Select
+        | Op::Cast { .. }
+        | Op::Reshape
+        | Op::Transpose { .. }
+        | Op::Broadcast
+            if !node.inputs.is_empty() && (0..node.inputs.len()).all(|k| fill(g, k).is_some()) =>
+        {
+            let value = fold_uniform(g, node)?;
+            return Some(g.push(Op::Fill { value }, vec![], node.ty.clone(), node.span));
+        }
+        _ => {}
+    }
+    let (a, b) = (node.inputs.first().copied(), node.inputs.get(1).copied());
+    match &node.op {
+        Op::Binary(BinaryOp::Add) if fill(g, 1) == Some(0.0) => same_type(g, a?),
+        Op::Binary(BinaryOp::Add) if fill(g, 0) == Some(0.0) => same_type(g, b?),
+        Op::Binary(BinaryOp::Sub) if fill(g, 1) == Some(0.0) => same_type(g, a?),
+        Op::Binary(BinaryOp::Mul) if fill(g, 1) == Some(1.0) => same_type(g, a?),
+        Op::Binary(BinaryOp::Mul) if fill(g, 0) == Some(1.0) => same_type(g, b?),
+        Op::Binary(BinaryOp::Div | BinaryOp::Pow) if fill(g, 1) == Some(1.0) => same_type(g, a?),
+        Op::Binary(BinaryOp::Mul) if fill(g, 0) == Some(0.0) || fill(g, 1) == Some(0.0) => {
+            Some(g.push(Op::Fill { value: 0.0 }, vec![], node.ty.clone(), node.span))
+        }
+        Op::Unary(UnaryOp::Neg) => {
+            let inner = g.node(a?);
+            (inner.op == Op::Unary(UnaryOp::Neg)).then(|| inner.inputs[0]).and_then(|x| same_type(g, x))
+        }
+        Op::Transpose { perm } if perm.iter().enumerate().all(|(i, &p)| i == p) => same_type(g, a?),
+        Op::Reshape | Op::Broadcast | Op::Cast { .. } => same_type(g, a?),
+        _ => None,
+    }
+}
+
+/// The value of an op applied to uniform (`fill`) operands, computed by its kernel on
+/// scalars; `None` when the kernel fails (an integer division by zero stays for run time)
+/// or the result does not read back exactly as an f64.
+fn fold_uniform(g: &Graph, node: &Node) -> Option<f64> {
+    let operands: Vec<Value> = node
+        .inputs
+        .iter()
+        .map(|&i| fill_value(g, i).map(|v| Value::scalar(g.ty(i).dtype, v)))
+        .collect::<Option<_>>()?;
+    let refs: Vec<&Value> = operands.iter().collect();
+    let dtype = node.ty.dtype;
+    let value = match &node.op {
+        // Layout ops move elements; a uniform tensor stays the same value.
+        Op::Reshape | Op::Transpose { .. } | Op::Broadcast => operands[0].clone(),
+        op => ops::eval(op, &refs, &EvalCtx { dtype, shape: Some(vec![]), seed: 0, step: 0 }).ok()?,
+    };
+    let v = value.first_f64()?;
+    (value.dtype() == dtype && Value::scalar(dtype, v) == value).then_some(v)
+}
+
+/// Merges nodes with the same op, attributes, operands and type into the first of them.
+/// The operands of commutative ops (add, mul, eq, and, or) are compared as a set.
+pub fn eliminate_common_subexpressions(graph: &Graph) -> Graph {
+    let mut r = Rebuild::new(graph);
+    let mut seen: HashMap<(String, Vec<NodeId>, TensorType), NodeId> = HashMap::new();
+    for node in &graph.nodes {
+        let node = r.renamed(node);
+        let mut operands = node.inputs.clone();
+        let commutative = matches!(
+            node.op,
+            Op::Binary(BinaryOp::Add | BinaryOp::Mul | BinaryOp::Eq | BinaryOp::And | BinaryOp::Or)
+        );
+        if commutative {
+            operands.sort();
+        }
+        // `Debug` prints attributes exactly, f64 fill values included.
+        let key = (format!("{:?}", node.op), operands, node.ty.clone());
+        let id = match seen.get(&key) {
+            Some(&id) => id,
+            None => {
+                let id = r.emit(node);
+                seen.insert(key, id);
+                id
+            }
+        };
+        r.map.push(id);
+    }
+    r.finish("simplify::eliminate_common_subexpressions")
+}
+
+/// Drops nodes no output depends on. Input and parameter nodes stay, like the
+/// declarations they read.
+pub fn eliminate_dead_code(graph: &Graph) -> Graph {
+    let live = graph.live_nodes();
+    let mut r = Rebuild::new(graph);
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let keep = live[i] || matches!(node.op, Op::Input { .. } | Op::Param { .. });
+        let id = if keep {
+            let node = r.renamed(node);
+            r.emit(node)
+        } else {
+            // Never read: no kept node uses a dropped one.
+            NodeId(u32::MAX)
+        };
+        r.map.push(id);
+    }
+    r.finish("simplify::eliminate_dead_code")
+}
