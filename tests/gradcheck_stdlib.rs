@@ -30,14 +30,12 @@ fn check(name: &str, src: &str, x_shape: &[usize], labels: Labels) {
     };
     // Random parameters, biases included, so that no unit sits at a kink.
     let store = ParamStore::init(graph, 3).expect("parameters");
-    let params: Vec<Value> = store
-        .values
-        .iter()
-        .map(|v| Value::F32(v.mapv(|_| (rng.normal() * 0.5) as f32 + 0.05)))
-        .collect();
+    let params: Vec<Value> =
+        store.values.iter().map(|v| Value::F32(v.mapv(|_| (rng.normal() * 0.5) as f32 + 0.05))).collect();
     let wrt: Vec<usize> = (0..graph.params.len()).filter(|&i| graph.params[i].trainable).collect();
-    let report = check_gradients(graph, loss, &[Value::F32(x), y], &params, &wrt, &GradCheckOptions::default())
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let report =
+        check_gradients(graph, loss, &[Value::F32(x), y], &params, &wrt, &GradCheckOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
     assert!(report.passed(), "{name}: gradients disagree with finite differences:\n{report}");
     assert_eq!(report.params.len(), wrt.len(), "{name}: every trainable parameter is checked");
 }
@@ -63,7 +61,19 @@ train M {{
 
 #[test]
 fn every_activation() {
-    for act in ["relu", "leaky_relu", "elu", "swish", "sigmoid", "tanh", "identity", "softmax", "log_softmax", "softplus", "square"] {
+    for act in [
+        "relu",
+        "leaky_relu",
+        "elu",
+        "swish",
+        "sigmoid",
+        "tanh",
+        "identity",
+        "softmax",
+        "log_softmax",
+        "softplus",
+        "square",
+    ] {
         check(act, &classifier(act), &[4, 5], Labels::Classes(3));
     }
 }
@@ -83,14 +93,70 @@ train M {{
 #[test]
 fn every_loss() {
     let cases = [
-        ("mse", "f32[B, 1]", "Dense(1)", "mse", "random(samples: 8, features: 5, labels: \"regression\")", Labels::Floats(vec![4])),
-        ("mae", "f32[B, 1]", "Dense(1)", "mae", "random(samples: 8, features: 5, labels: \"regression\")", Labels::Floats(vec![4])),
-        ("bce", "f32[B, 1]", "Dense(1, act: sigmoid)", "binary_crossentropy()", "random(samples: 8, features: 5)", Labels::Binary),
-        ("bce_logits", "f32[B, 1]", "Dense(1)", "binary_crossentropy(from_logits: true)", "random(samples: 8, features: 5)", Labels::Binary),
-        ("cce", "f32[B, 3]", "Dense(3, act: softmax)", "categorical_crossentropy()", "npz(path: \"unused.npz\")", Labels::OneHot(3)),
-        ("cce_logits", "f32[B, 3]", "Dense(3)", "categorical_crossentropy(from_logits: true)", "npz(path: \"unused.npz\")", Labels::OneHot(3)),
-        ("scce", "f32[B, 3]", "Dense(3, act: softmax)", "sparse_categorical_crossentropy()", "random(samples: 8, features: 5, labels: \"classes\", classes: 3)", Labels::Classes(3)),
-        ("scce_logits", "f32[B, 3]", "Dense(3)", "sparse_categorical_crossentropy(from_logits: true)", "random(samples: 8, features: 5, labels: \"classes\", classes: 3)", Labels::Classes(3)),
+        (
+            "mse",
+            "f32[B, 1]",
+            "Dense(1)",
+            "mse",
+            "random(samples: 8, features: 5, labels: \"regression\")",
+            Labels::Floats(vec![4]),
+        ),
+        (
+            "mae",
+            "f32[B, 1]",
+            "Dense(1)",
+            "mae",
+            "random(samples: 8, features: 5, labels: \"regression\")",
+            Labels::Floats(vec![4]),
+        ),
+        (
+            "bce",
+            "f32[B, 1]",
+            "Dense(1, act: sigmoid)",
+            "binary_crossentropy()",
+            "random(samples: 8, features: 5)",
+            Labels::Binary,
+        ),
+        (
+            "bce_logits",
+            "f32[B, 1]",
+            "Dense(1)",
+            "binary_crossentropy(from_logits: true)",
+            "random(samples: 8, features: 5)",
+            Labels::Binary,
+        ),
+        (
+            "cce",
+            "f32[B, 3]",
+            "Dense(3, act: softmax)",
+            "categorical_crossentropy()",
+            "npz(path: \"unused.npz\")",
+            Labels::OneHot(3),
+        ),
+        (
+            "cce_logits",
+            "f32[B, 3]",
+            "Dense(3)",
+            "categorical_crossentropy(from_logits: true)",
+            "npz(path: \"unused.npz\")",
+            Labels::OneHot(3),
+        ),
+        (
+            "scce",
+            "f32[B, 3]",
+            "Dense(3, act: softmax)",
+            "sparse_categorical_crossentropy()",
+            "random(samples: 8, features: 5, labels: \"classes\", classes: 3)",
+            Labels::Classes(3),
+        ),
+        (
+            "scce_logits",
+            "f32[B, 3]",
+            "Dense(3)",
+            "sparse_categorical_crossentropy(from_logits: true)",
+            "random(samples: 8, features: 5, labels: \"classes\", classes: 3)",
+            Labels::Classes(3),
+        ),
     ];
     for (name, out, last, loss, data, labels) in cases {
         let src = loss_program(out, loss, data).replace("LAST", last);

@@ -28,8 +28,13 @@ fn config(a: &RunArgs) -> RunConfig {
 fn report(e: &TrainError, sources: &SourceMap) -> ExitCode {
     match e {
         TrainError::NonFinite { span, op, .. } => {
-            let d = Diag::error(Code::E0406, e.to_string(), *span, format!("`{op}` produced NaN or infinity here"))
-                .with_help("lower the learning rate, clip gradients (`clipnorm`), or check the data for NaNs");
+            let d = Diag::error(
+                Code::E0406,
+                e.to_string(),
+                *span,
+                format!("`{op}` produced NaN or infinity here"),
+            )
+            .with_help("lower the learning rate, clip gradients (`clipnorm`), or check the data for NaNs");
             diag::render(&[d], sources);
         }
         other => eprintln!("error: {other}"),
@@ -74,7 +79,11 @@ pub fn predict(file: &Path, count: usize, args: &RunArgs) -> ExitCode {
         Ok(rows) => {
             for (i, row) in rows.outer_iter().enumerate() {
                 let values: Vec<String> = row.iter().map(|v| format!("{v:.4}")).collect();
-                let best = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b }).0;
+                let best = row
+                    .iter()
+                    .enumerate()
+                    .fold((0, f32::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b })
+                    .0;
                 if row.len() > 1 {
                     println!("{i}: class {best} [{}]", values.join(", "));
                 } else {

@@ -42,7 +42,8 @@ pub(super) fn make_metrics(spec: &TrainSpec, names: &[RuntimeValue]) -> Result<V
     names
         .iter()
         .map(|m| {
-            let s = MetricSpec::from_name(&m.name, kind, spec.from_logits).map_err(|e| TrainError::Setup(e.to_string()))?;
+            let s = MetricSpec::from_name(&m.name, kind, spec.from_logits)
+                .map_err(|e| TrainError::Setup(e.to_string()))?;
             Ok(Metric::new(&m.name, s))
         })
         .collect()
@@ -121,7 +122,11 @@ fn checkpoint_setting(spec: &TrainSpec) -> Option<PathBuf> {
 }
 
 /// The parameters for an `evaluate` block: those trained in this run, or a checkpoint.
-fn eval_params(spec: &TrainSpec, trained: Option<&ParamStore>, cfg: &RunConfig) -> Result<ParamStore, TrainError> {
+fn eval_params(
+    spec: &TrainSpec,
+    trained: Option<&ParamStore>,
+    cfg: &RunConfig,
+) -> Result<ParamStore, TrainError> {
     let from_file = cfg.load.clone().or_else(|| checkpoint_setting(spec));
     match (trained, from_file) {
         (Some(store), None) => Ok(store.clone()),
@@ -138,7 +143,12 @@ fn eval_params(spec: &TrainSpec, trained: Option<&ParamStore>, cfg: &RunConfig) 
 }
 
 /// Runs an `evaluate` block and writes its results.
-pub fn evaluate_block(spec: &TrainSpec, trained: Option<&ParamStore>, cfg: &RunConfig, out: &mut dyn Write) -> Result<EvalReport, TrainError> {
+pub fn evaluate_block(
+    spec: &TrainSpec,
+    trained: Option<&ParamStore>,
+    cfg: &RunConfig,
+    out: &mut dyn Write,
+) -> Result<EvalReport, TrainError> {
     let store = eval_params(spec, trained, cfg)?;
     let dirs = DataDirs::from_env(cfg.data_dir.as_deref());
     let data = sources::load(&spec.data, &dirs, cfg.limit)?;
@@ -167,14 +177,23 @@ pub fn evaluate_block(spec: &TrainSpec, trained: Option<&ParamStore>, cfg: &RunC
 
 /// Predictions of a model for the first `count` samples of a block's data: the raw
 /// outputs, one row per sample.
-pub fn predict(spec: &TrainSpec, trained: Option<&ParamStore>, cfg: &RunConfig, count: usize) -> Result<ArrayD<f32>, TrainError> {
+pub fn predict(
+    spec: &TrainSpec,
+    trained: Option<&ParamStore>,
+    cfg: &RunConfig,
+    count: usize,
+) -> Result<ArrayD<f32>, TrainError> {
     let store = eval_params(spec, trained, cfg)?;
     let dirs = DataDirs::from_env(cfg.data_dir.as_deref());
     let data = sources::load(&spec.data, &dirs, Some(count))?;
     let mut exe = prepare(cfg.backend.unwrap_or(BackendKind::Interp), &spec.eval_graph, 0);
     let graph = &spec.eval_graph;
     let params = store.values_for(graph)?;
-    let out_i = graph.outputs.iter().position(|(n, _)| n == "output").ok_or_else(|| TrainError::Setup("the graph has no output".into()))?;
+    let out_i = graph
+        .outputs
+        .iter()
+        .position(|(n, _)| n == "output")
+        .ok_or_else(|| TrainError::Setup("the graph has no output".into()))?;
     let mut rows = Vec::new();
     for b in Batcher::new(data, count.max(1), 0)?.without_shuffle().epoch(0) {
         let outs = exe.run(&batch_values(&b), &params, 0).map_err(|e| run_error(&graph.name, 0, 0, e))?;

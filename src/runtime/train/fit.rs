@@ -29,17 +29,24 @@ pub struct FitReport {
 /// The forward-plus-backward graph of a training block: its outputs are `output`, `loss`
 /// and `grad.<param>` for every trainable parameter, simplified.
 pub fn step_graph(spec: &TrainSpec) -> Result<Graph, TrainError> {
-    let graph = spec.train_graph.as_ref().ok_or_else(|| TrainError::Setup("an `evaluate` block does not train".into()))?;
-    let loss = graph.output("loss").ok_or_else(|| TrainError::Setup("the training graph has no loss".into()))?;
-    let wrt: Vec<usize> = graph.params.iter().enumerate().filter(|(_, p)| p.trainable).map(|(i, _)| i).collect();
-    let g = autodiff::grad(graph, loss, &wrt).map_err(|e| TrainError::Setup(format!("cannot differentiate the loss: {e}")))?;
+    let graph = spec
+        .train_graph
+        .as_ref()
+        .ok_or_else(|| TrainError::Setup("an `evaluate` block does not train".into()))?;
+    let loss =
+        graph.output("loss").ok_or_else(|| TrainError::Setup("the training graph has no loss".into()))?;
+    let wrt: Vec<usize> =
+        graph.params.iter().enumerate().filter(|(_, p)| p.trainable).map(|(i, _)| i).collect();
+    let g = autodiff::grad(graph, loss, &wrt)
+        .map_err(|e| TrainError::Setup(format!("cannot differentiate the loss: {e}")))?;
     let g = simplify(&g);
     debug_verify(&g, "autodiff + simplify");
     Ok(g)
 }
 
 fn optimizer_spec(spec: &TrainSpec, cfg: &RunConfig) -> Result<OptimizerSpec, TrainError> {
-    let opt = spec.optimizer.as_ref().ok_or_else(|| TrainError::Setup("`train` needs an optimizer".into()))?;
+    let opt =
+        spec.optimizer.as_ref().ok_or_else(|| TrainError::Setup("`train` needs an optimizer".into()))?;
     let mut args: Vec<(String, ArgValue)> = opt
         .args
         .iter()
@@ -90,7 +97,8 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
     let epochs = cfg.epochs.unwrap_or(spec.settings.epochs);
     let batch = cfg.batch.unwrap_or(spec.settings.batch);
     let backend = cfg.backend.unwrap_or(BackendKind::Interp);
-    let train_graph = spec.train_graph.as_ref().ok_or_else(|| TrainError::Setup("not a `train` block".into()))?;
+    let train_graph =
+        spec.train_graph.as_ref().ok_or_else(|| TrainError::Setup("not a `train` block".into()))?;
 
     let (train, val) = datasets(spec, cfg)?;
     let graph = step_graph(spec)?;
@@ -103,7 +111,11 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
         .iter()
         .map(|&i| {
             let name = format!("grad.{}", store.names[i]);
-            graph.outputs.iter().position(|(n, _)| *n == name).ok_or_else(|| TrainError::Setup(format!("no gradient for `{}`", store.names[i])))
+            graph
+                .outputs
+                .iter()
+                .position(|(n, _)| *n == name)
+                .ok_or_else(|| TrainError::Setup(format!("no gradient for `{}`", store.names[i])))
         })
         .collect::<Result<_, _>>()?;
     // Non-trained state (batch-norm statistics) comes back as `state.<param>` outputs.
@@ -113,13 +125,22 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
         .enumerate()
         .filter_map(|(o, (n, _))| n.strip_prefix("state.").and_then(|p| store.index(p)).map(|p| (o, p)))
         .collect();
-    let loss_i = graph.outputs.iter().position(|(n, _)| n == "loss").ok_or_else(|| TrainError::Setup("no loss output".into()))?;
-    let out_i = graph.outputs.iter().position(|(n, _)| n == "output").ok_or_else(|| TrainError::Setup("no model output".into()))?;
+    let loss_i = graph
+        .outputs
+        .iter()
+        .position(|(n, _)| n == "loss")
+        .ok_or_else(|| TrainError::Setup("no loss output".into()))?;
+    let out_i = graph
+        .outputs
+        .iter()
+        .position(|(n, _)| n == "output")
+        .ok_or_else(|| TrainError::Setup("no model output".into()))?;
 
     let ospec = optimizer_spec(spec, cfg)?;
     let opt_name = ospec.name.clone();
     let lr = ospec.lr;
-    let shapes: Vec<(String, Vec<usize>)> = trainable.iter().map(|&i| (store.names[i].clone(), store.values[i].shape().to_vec())).collect();
+    let shapes: Vec<(String, Vec<usize>)> =
+        trainable.iter().map(|&i| (store.names[i].clone(), store.values[i].shape().to_vec())).collect();
     let mut optimizer = Optimizer::new(ospec, &shapes);
 
     let batcher = Batcher::new(train.clone(), batch, seed)?;
@@ -130,7 +151,16 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
     let mut val_metrics = make_metrics(spec, &spec.metrics)?;
     let mut history = History::default();
     let ckpt = checkpoint_path(spec, cfg);
-    writeln!(out, "Training {} on {} ({} samples{}), {} parameters, {} steps per epoch", spec.model, train.name, train.x.len(), val.as_ref().map(|v| format!(", validating on {}", v.x.len())).unwrap_or_default(), store.trainable_count(), steps)?;
+    writeln!(
+        out,
+        "Training {} on {} ({} samples{}), {} parameters, {} steps per epoch",
+        spec.model,
+        train.name,
+        train.x.len(),
+        val.as_ref().map(|v| format!(", validating on {}", v.x.len())).unwrap_or_default(),
+        store.trainable_count(),
+        steps
+    )?;
 
     let mut step: u64 = 0;
     let mut progress = Progress::new(&mut *out, interactive, epochs, steps);
@@ -145,9 +175,14 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
         let mut i = 0;
         while let Some(b) = prefetch.next() {
             let params = store.values_for(&graph)?;
-            let outs = exe.run(&batch_values(&b), &params, step).map_err(|e| run_error(&graph.name, epoch + 1, step, e))?;
+            let outs = exe
+                .run(&batch_values(&b), &params, step)
+                .map_err(|e| run_error(&graph.name, epoch + 1, step, e))?;
             let grads: Vec<ArrayD<f32>> = grad_outputs.iter().map(|&o| as_f32(&outs[o])).collect();
-            let mut current: Vec<ArrayD<f32>> = trainable.iter().map(|&p| std::mem::replace(&mut store.values[p], ArrayD::zeros(IxDyn(&[0])))).collect();
+            let mut current: Vec<ArrayD<f32>> = trainable
+                .iter()
+                .map(|&p| std::mem::replace(&mut store.values[p], ArrayD::zeros(IxDyn(&[0]))))
+                .collect();
             let stepped = optimizer.step(&mut current, &grads, lr);
             for (&p, v) in trainable.iter().zip(current) {
                 store.values[p] = v;
@@ -167,18 +202,27 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
             }
             step += 1;
             i += 1;
-            let shown: Vec<(String, f64)> = metrics.iter().filter_map(|m| m.result().as_scalar().map(|s| (m.name().to_string(), s))).collect();
+            let shown: Vec<(String, f64)> = metrics
+                .iter()
+                .filter_map(|m| m.result().as_scalar().map(|s| (m.name().to_string(), s)))
+                .collect();
             progress.step(i, loss_sum / seen as f64, &shown);
             prefetch.recycle(b);
         }
         let train_loss = loss_sum / seen.max(1) as f64;
-        let train_metrics: Vec<(String, f64)> = metrics.iter().filter_map(|m| m.result().as_scalar().map(|s| (m.name().to_string(), s))).collect();
+        let train_metrics: Vec<(String, f64)> = metrics
+            .iter()
+            .filter_map(|m| m.result().as_scalar().map(|s| (m.name().to_string(), s)))
+            .collect();
         let val_report = match &val {
-            Some(v) => Some(run_eval(eval_exe.as_mut(), &spec.eval_graph, &store, v, batch, &mut val_metrics)?),
+            Some(v) => {
+                Some(run_eval(eval_exe.as_mut(), &spec.eval_graph, &store, v, batch, &mut val_metrics)?)
+            }
             None => None,
         };
         let val_scalars = val_report.as_ref().map(|r| r.scalars());
-        let val_line = val_report.as_ref().map(|r| (r.loss.unwrap_or(f64::NAN), val_scalars.as_deref().unwrap_or(&[])));
+        let val_line =
+            val_report.as_ref().map(|r| (r.loss.unwrap_or(f64::NAN), val_scalars.as_deref().unwrap_or(&[])));
         progress.end_epoch(train_loss, &train_metrics, val_line)?;
         history.push(EpochRecord {
             epoch: epoch + 1,

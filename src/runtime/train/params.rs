@@ -50,7 +50,10 @@ impl ParamStore {
             .iter()
             .map(|p| {
                 let i = self.index(&p.name).ok_or_else(|| {
-                    TrainError::Setup(format!("graph `{}` needs parameter `{}`, which the model lacks", graph.name, p.name))
+                    TrainError::Setup(format!(
+                        "graph `{}` needs parameter `{}`, which the model lacks",
+                        graph.name, p.name
+                    ))
                 })?;
                 Ok(Value::F32(self.values[i].clone()))
             })
@@ -63,17 +66,27 @@ impl ParamStore {
     }
 
     /// Saves parameters (and optimizer state) atomically as safetensors.
-    pub fn save(&self, path: &Path, model: &str, optimizer: Option<(&str, &OptimizerState)>, epoch: usize, step: u64) -> Result<(), TrainError> {
-        let tensors: Vec<(&str, &ArrayD<f32>)> = self.names.iter().map(String::as_str).zip(&self.values).collect();
+    pub fn save(
+        &self,
+        path: &Path,
+        model: &str,
+        optimizer: Option<(&str, &OptimizerState)>,
+        epoch: usize,
+        step: u64,
+    ) -> Result<(), TrainError> {
+        let tensors: Vec<(&str, &ArrayD<f32>)> =
+            self.names.iter().map(String::as_str).zip(&self.values).collect();
         let meta = CheckpointMeta::new(model, optimizer.map(|o| o.0).unwrap_or(""), epoch as u64, step);
-        checkpoint::save(path, &tensors, optimizer.map(|o| o.1), &meta).map_err(|e| TrainError::Checkpoint(e.to_string()))
+        checkpoint::save(path, &tensors, optimizer.map(|o| o.1), &meta)
+            .map_err(|e| TrainError::Checkpoint(e.to_string()))
     }
 
     /// Loads every parameter of this store from a checkpoint, checking names and shapes.
     pub fn load(&mut self, path: &Path) -> Result<checkpoint::Checkpoint, TrainError> {
         let expected: Vec<(String, Vec<usize>)> =
             self.names.iter().cloned().zip(self.values.iter().map(|v| v.shape().to_vec())).collect();
-        let ckpt = checkpoint::load_into(path, &expected).map_err(|e| TrainError::Checkpoint(e.to_string()))?;
+        let ckpt =
+            checkpoint::load_into(path, &expected).map_err(|e| TrainError::Checkpoint(e.to_string()))?;
         for (i, (_, v)) in ckpt.params.iter().enumerate() {
             self.values[i] = v.clone();
         }
@@ -83,6 +96,9 @@ impl ParamStore {
 
 fn concrete_shape(p: &ParamInfo) -> Result<Vec<usize>, TrainError> {
     SymEnv::new().resolve_shape(&p.ty.shape).ok_or_else(|| {
-        TrainError::Setup(format!("parameter `{}` has the symbolic shape {}; parameters need literal shapes", p.name, p.ty))
+        TrainError::Setup(format!(
+            "parameter `{}` has the symbolic shape {}; parameters need literal shapes",
+            p.name, p.ty
+        ))
     })
 }

@@ -54,7 +54,13 @@ fn load_all(r: &RuntimeValue, dirs: &DataDirs) -> Result<Dataset, TrainError> {
         "cifar10" => data::cifar10(dirs, split(r))?,
         "imdb" => data::imdb(
             dirs,
-            &ImdbOptions { vocab: int(r, "vocab", 5000), length: int(r, "length", 100), split: split(r), pad: Pad::Front, cache: true },
+            &ImdbOptions {
+                vocab: int(r, "vocab", 5000),
+                length: int(r, "length", 100),
+                split: split(r),
+                pad: Pad::Front,
+                cache: true,
+            },
         )?,
         "random" => {
             let features = int(r, "features", 20);
@@ -68,7 +74,11 @@ fn load_all(r: &RuntimeValue, dirs: &DataDirs) -> Result<Dataset, TrainError> {
                     // One target per sample, as the compiler typed it.
                     if let HostArray::F32(y) = &d.y {
                         let n = y.len();
-                        d.y = HostArray::F32(y.clone().into_shape_with_order(ndarray::IxDyn(&[n])).map_err(|e| TrainError::Setup(e.to_string()))?);
+                        d.y = HostArray::F32(
+                            y.clone()
+                                .into_shape_with_order(ndarray::IxDyn(&[n]))
+                                .map_err(|e| TrainError::Setup(e.to_string()))?,
+                        );
                     }
                     d
                 }
@@ -99,7 +109,11 @@ fn load_all(r: &RuntimeValue, dirs: &DataDirs) -> Result<Dataset, TrainError> {
         }
         "npz" => {
             let path = PathBuf::from(text(r, "path").unwrap_or_default());
-            data::read_npz(&path, text(r, "x").as_deref().unwrap_or("x"), text(r, "y").as_deref().unwrap_or("y"))?
+            data::read_npz(
+                &path,
+                text(r, "x").as_deref().unwrap_or("x"),
+                text(r, "y").as_deref().unwrap_or("y"),
+            )?
         }
         other => return Err(TrainError::Setup(format!("unknown data source `{other}`"))),
     };
