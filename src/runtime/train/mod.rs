@@ -56,7 +56,7 @@ pub enum TrainError {
     #[error("{0}")]
     Checkpoint(String),
     #[error("running `{graph}`: {error}")]
-    Run { graph: String, error: RunError },
+    Run { graph: String, error: Box<RunError> },
     /// A NaN or an infinity appeared: which step, and which op made it first.
     #[error("training diverged at epoch {epoch}, step {step}: `{op}` produced a value that is not finite")]
     NonFinite { epoch: usize, step: u64, op: String, span: Span },
@@ -96,6 +96,6 @@ pub fn run_program(program: &Program, cfg: &RunConfig, out: &mut dyn Write) -> R
 fn run_error(graph: &str, epoch: usize, step: u64, error: RunError) -> TrainError {
     match error {
         RunError::NonFinite { op, span, .. } => TrainError::NonFinite { epoch, step, op, span },
-        error => TrainError::Run { graph: graph.to_string(), error },
+        error => TrainError::Run { graph: graph.to_string(), error: Box::new(error) },
     }
 }
