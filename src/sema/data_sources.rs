@@ -45,7 +45,7 @@ pub const SOURCES: &[SourceSig] = &[
     },
     SourceSig {
         name: "random",
-        args: &["samples", "features", "labels", "classes", "seed"],
+        args: &["samples", "features", "labels", "classes", "seed", "split"],
         doc: "seeded synthetic data: f32[features], labels \"binary\", \"classes\" or \"regression\"",
     },
     SourceSig {

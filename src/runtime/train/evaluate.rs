@@ -49,12 +49,16 @@ pub(super) fn make_metrics(spec: &TrainSpec, names: &[RuntimeValue]) -> Result<V
         .collect()
 }
 
-pub(super) fn batch_values(b: &Batch) -> Vec<Value> {
+/// A batch as graph inputs: the features, then the labels when the graph takes them
+/// (a graph without a loss takes only the features).
+pub(super) fn batch_values(b: &Batch, graph: &Graph) -> Vec<Value> {
     let conv = |a: &BatchArray| match a {
         BatchArray::F32(x) => Value::F32(x.clone()),
         BatchArray::I64(x) => Value::I64(x.clone()),
     };
-    vec![conv(&b.x), conv(&b.y)]
+    let mut values = vec![conv(&b.x), conv(&b.y)];
+    values.truncate(graph.inputs.len());
+    values
 }
 
 pub(super) fn labels(b: &Batch) -> LabelArray {
@@ -94,7 +98,8 @@ pub(super) fn run_eval(
     let (mut loss_sum, mut seen) = (0.0, 0usize);
     for b in batcher.epoch(0) {
         let n = b.len();
-        let outs = exe.run(&batch_values(&b), &params, 0).map_err(|e| run_error(&graph.name, 0, 0, e))?;
+        let outs =
+            exe.run(&batch_values(&b, graph), &params, 0).map_err(|e| run_error(&graph.name, 0, 0, e))?;
         if let Some(i) = loss_i {
             loss_sum += scalar(&outs[i]) * n as f64;
         }
@@ -121,21 +126,27 @@ fn checkpoint_setting(spec: &TrainSpec) -> Option<PathBuf> {
     })
 }
 
-/// The parameters for an `evaluate` block: those trained in this run, or a checkpoint.
+/// The parameters for an `evaluate` block: a `--load` file first, then those trained in
+/// this run, then the block's `checkpoint` setting.
 fn eval_params(
     spec: &TrainSpec,
     trained: Option<&ParamStore>,
     cfg: &RunConfig,
 ) -> Result<ParamStore, TrainError> {
-    let from_file = cfg.load.clone().or_else(|| checkpoint_setting(spec));
-    match (trained, from_file) {
-        (Some(store), None) => Ok(store.clone()),
-        (_, Some(path)) => {
-            let mut store = ParamStore::init(&spec.eval_graph, 0)?;
-            store.load(&path)?;
-            Ok(store)
-        }
-        (None, None) => Err(TrainError::Setup(format!(
+    let from_file = |path: PathBuf| -> Result<ParamStore, TrainError> {
+        let mut store = ParamStore::init(&spec.eval_graph, 0)?;
+        store.load(&path)?;
+        Ok(store)
+    };
+    if let Some(path) = cfg.load.clone() {
+        return from_file(path);
+    }
+    if let Some(store) = trained {
+        return Ok(store.clone());
+    }
+    match checkpoint_setting(spec) {
+        Some(path) => from_file(path),
+        None => Err(TrainError::Setup(format!(
             "model `{}` has no trained parameters: train it in the same file, set `checkpoint = \"file.safetensors\"`, or pass --load",
             spec.model
         ))),
@@ -196,7 +207,8 @@ pub fn predict(
         .ok_or_else(|| TrainError::Setup("the graph has no output".into()))?;
     let mut rows = Vec::new();
     for b in Batcher::new(data, count.max(1), 0)?.without_shuffle().epoch(0) {
-        let outs = exe.run(&batch_values(&b), &params, 0).map_err(|e| run_error(&graph.name, 0, 0, e))?;
+        let outs =
+            exe.run(&batch_values(&b, graph), &params, 0).map_err(|e| run_error(&graph.name, 0, 0, e))?;
         rows.push(as_f32(&outs[out_i]));
     }
     let views: Vec<_> = rows.iter().map(|r| r.view()).collect();

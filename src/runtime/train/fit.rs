@@ -176,7 +176,7 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
         while let Some(b) = prefetch.next() {
             let params = store.values_for(&graph)?;
             let outs = exe
-                .run(&batch_values(&b), &params, step)
+                .run(&batch_values(&b, &graph), &params, step)
                 .map_err(|e| run_error(&graph.name, epoch + 1, step, e))?;
             let grads: Vec<ArrayD<f32>> = grad_outputs.iter().map(|&o| as_f32(&outs[o])).collect();
             let mut current: Vec<ArrayD<f32>> = trainable
