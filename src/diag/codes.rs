@@ -59,6 +59,7 @@ codes! {
     E0404: "unknown metric" => "The metrics are `accuracy`, `precision`, `recall`, `f1`, `mae`, `mse` and\n`confusion_matrix`.",
     E0405: "unknown model" => "A `train` or `evaluate` block names a model that is not defined or imported.",
     E0406: "training diverged" => "A NaN or an infinity appeared while training. The error names the step and the first\nop that produced a non-finite value. Common causes: a learning rate that is too high,\nlog of zero in a hand-written loss (use the stable stdlib losses), or NaNs in the data.",
+    E0407: "unknown learning-rate schedule or schedule argument" => "The schedules are `constant(lr)`, `step_decay(lr, step_size, gamma)`,\n`exponential_decay(lr, decay_steps, decay_rate, staircase)` and\n`cosine_decay(lr, decay_steps, alpha, warmup_steps)`; `lr` defaults to the optimizer's.",
     W0001: "unused variable" => "A `let` binding is never used.",
 }
 

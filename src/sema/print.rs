@@ -33,6 +33,9 @@ fn print_train(t: &TrainSpec) -> String {
     if let Some(o) = &t.optimizer {
         let _ = writeln!(out, "  optimizer = {}", runtime_text(o));
     }
+    if let Some(s) = &t.schedule {
+        let _ = writeln!(out, "  schedule = {}", runtime_text(s));
+    }
     let s = &t.settings;
     if t.kind == TrainKind::Train {
         let _ = writeln!(

@@ -8,7 +8,7 @@ use super::scope::{DefRef, ModuleId, Modules};
 use super::value::{Literal, RuntimeKind, RuntimeValue, Value};
 use crate::diag::{Code, Diag, did_you_mean};
 use crate::ir::{Graph, Op};
-use crate::runtime::{metrics, optim};
+use crate::runtime::{metrics, optim, schedule};
 use crate::shape::{DType, Dim, TensorType};
 use crate::source::{SourceMap, Span};
 use crate::syntax::ast::{self, Expr, ExprKind, TrainDef, TrainEntry, TrainKind};
@@ -60,6 +60,9 @@ pub struct TrainSpec {
     pub label_kind: LabelKind,
     pub classes: Option<usize>,
     pub optimizer: Option<RuntimeValue>,
+    /// A learning-rate schedule (`cosine_decay(decay_steps: 1000)`); its `lr` defaults to
+    /// the optimizer's.
+    pub schedule: Option<RuntimeValue>,
     pub metrics: Vec<RuntimeValue>,
     pub settings: Settings,
     pub span: Span,
@@ -119,6 +122,7 @@ pub fn check_train(
     let mut validation_data = None;
     let mut loss_expr: Option<&Expr> = None;
     let mut optimizer = None;
+    let mut lr_schedule = None;
     let mut metrics = Vec::new();
     // Literal settings are evaluated with a throwaway lowerer over an empty graph.
     let mut scratch = Lowerer::new(modules, sources, diags, "settings", false);
@@ -168,6 +172,7 @@ pub fn check_train(
                 validation_data = runtime_call(&mut scratch, &mut ctx, value, RuntimeKind::Data)
             }
             "optimizer" => optimizer = runtime_call(&mut scratch, &mut ctx, value, RuntimeKind::Optimizer),
+            "schedule" => lr_schedule = runtime_call(&mut scratch, &mut ctx, value, RuntimeKind::Schedule),
             "loss" => loss_expr = Some(value),
             "metrics" => match &value.kind {
                 ExprKind::List(items) => {
@@ -364,6 +369,7 @@ pub fn check_train(
         label_kind,
         classes,
         optimizer,
+        schedule: lr_schedule,
         metrics,
         settings,
         span: t.span,
@@ -561,12 +567,13 @@ fn runtime_call(lw: &mut Lowerer, ctx: &mut Ctx, e: &Expr, kind: RuntimeKind) ->
             let names = metrics::metric_names();
             (names.to_vec(), names.contains(&name.name.as_str()).then_some(&[][..]))
         }
-        RuntimeKind::Schedule => (Vec::new(), None),
+        RuntimeKind::Schedule => (schedule::schedule_names().to_vec(), schedule::schedule_args(&name.name)),
     };
     let code = match kind {
         RuntimeKind::Data => Code::E0401,
         RuntimeKind::Optimizer => Code::E0402,
-        _ => Code::E0404,
+        RuntimeKind::Schedule => Code::E0407,
+        RuntimeKind::Metric => Code::E0404,
     };
     let what = match kind {
         RuntimeKind::Data => "data source",
@@ -647,7 +654,7 @@ fn bad_runtime(lw: &mut Lowerer, span: Span, kind: RuntimeKind) -> Option<Runtim
         RuntimeKind::Data => "a data source such as `mnist(split: \"train\")`",
         RuntimeKind::Optimizer => "an optimizer such as `Adam(lr: 1e-3)`",
         RuntimeKind::Metric => "a metric name such as `accuracy`",
-        RuntimeKind::Schedule => "a schedule",
+        RuntimeKind::Schedule => "a schedule such as `cosine_decay(decay_steps: 1000)`",
     };
     lw.report(Diag::error(Code::E0403, format!("expected {what}"), span, "not understood"));
     None
