@@ -71,6 +71,15 @@ pub fn shape_error(e: &ShapeError, span: Span, operand_spans: &[Span], types: &[
             span,
             "invalid permutation",
         ),
+        ShapeError::Window { op, input, reason } => {
+            Diag::error(Code::E0213, format!("`{op}` cannot take {input}"), span, reason.clone())
+                .with_note("convolution and pooling take `[B, H, W, C]` inputs with literal H and W")
+        }
+        ShapeError::WindowTooLarge { .. } => {
+            Diag::error(Code::E0212, e.to_string(), span, "the window does not fit")
+                .with_help("use `padding: \"same\"` or a smaller window")
+        }
+        ShapeError::NotDifferentiable { .. } => Diag::error(Code::E0301, e.to_string(), span, "here"),
         ShapeError::Arity { .. } | ShapeError::MissingTarget { .. } => {
             Diag::error(Code::E0208, e.to_string(), span, "invalid operation")
         }
