@@ -19,6 +19,38 @@ pub enum Stage {
     Ast,
     /// The typed IR of every model and training block.
     Typed,
+    /// The forward-plus-backward graph of every training block, simplified.
+    Grad,
+}
+
+/// Options shared by the commands that run a program.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunArgs {
+    /// Folder holding the datasets (`mnist/`, `imdb/`, ...); else $DNNC_DATA, else the cache.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Seed for initialization, shuffling and dropout (overrides the file).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Learning rate (overrides the optimizer's `lr`).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Use only the first N samples of every dataset.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Write the training history here (.csv or .json).
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Save the trained parameters here (safetensors), after every epoch.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Start from these parameters (safetensors).
+    #[arg(long)]
+    pub load: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -33,6 +65,27 @@ enum Command {
     },
     /// Prints the long explanation of an error code, such as E0201.
     Explain { code: String },
+    /// Runs the file's `train` and `evaluate` blocks.
+    Run {
+        file: PathBuf,
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// Evaluates saved parameters with the file's `evaluate` blocks.
+    Eval {
+        file: PathBuf,
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// Prints the model's predictions for the first samples of the `evaluate` data.
+    Predict {
+        file: PathBuf,
+        /// How many samples.
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        #[command(flatten)]
+        args: RunArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -41,5 +94,8 @@ fn main() -> ExitCode {
         Command::Check { file } => cli::check(&file),
         Command::Ir { file, stage } => cli::ir(&file, stage),
         Command::Explain { code } => cli::explain(&code),
+        Command::Run { file, args } => cli::run::run(&file, &args),
+        Command::Eval { file, args } => cli::run::eval(&file, &args),
+        Command::Predict { file, count, args } => cli::run::predict(&file, count, &args),
     }
 }

@@ -1,5 +1,7 @@
 //! The commands of the `dnnc` binary.
 
+pub mod run;
+
 use crate::Stage;
 use dnnc::diag;
 use dnnc::sema::{self, Checked};
@@ -7,7 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 /// Reads and checks a file, printing diagnostics; `None` when it has errors.
-fn load(file: &Path) -> Option<(Checked, sema::Program)> {
+pub fn load(file: &Path) -> Option<(Checked, sema::Program)> {
     let bytes = match std::fs::read(file) {
         Ok(b) => b,
         Err(e) => {
@@ -51,6 +53,17 @@ pub fn ir(file: &Path, stage: Stage) -> ExitCode {
     match stage {
         Stage::Ast => print!("{}", dnnc::syntax::print_ast(&program.ast)),
         Stage::Typed => print!("{}", dnnc::sema::print_program(&program)),
+        Stage::Grad => {
+            for t in program.trains.iter().filter(|t| t.train_graph.is_some()) {
+                match dnnc::runtime::train::step_graph(t) {
+                    Ok(g) => println!("{}", dnnc::ir::print_graph(&g)),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+        }
     }
     ExitCode::SUCCESS
 }

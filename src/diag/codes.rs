@@ -60,6 +60,7 @@ codes! {
     E0403: "invalid training setting" => "A `train` or `evaluate` block has a setting it does not know, lacks one it needs\n(`data`, and for `train` also `loss` and `optimizer`), or has a value out of range\n(epochs and batch must be positive, validation in [0, 1)).",
     E0404: "unknown metric" => "The metrics are `accuracy`, `precision`, `recall`, `f1`, `mae`, `mse` and\n`confusion_matrix`.",
     E0405: "unknown model" => "A `train` or `evaluate` block names a model that is not defined or imported.",
+    E0406: "training diverged" => "A NaN or an infinity appeared while training. The error names the step and the first\nop that produced a non-finite value. Common causes: a learning rate that is too high,\nlog of zero in a hand-written loss (use the stable stdlib losses), or NaNs in the data.",
     W0001: "unused variable" => "A `let` binding is never used.",
 }
 

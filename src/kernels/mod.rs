@@ -1,1 +1,5 @@
-//! (this stage lands in a later commit)
+//! Hand-written or library-backed compute kernels the compiled step calls into:
+//! matrix products (`gemm`) for now. Everything here is safe to call with any input: bad
+//! shapes and short slices are `Err`s.
+
+pub mod gemm;

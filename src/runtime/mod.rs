@@ -12,3 +12,4 @@ pub mod optim;
 pub mod progress;
 pub mod rng;
 pub mod schedule;
+pub mod train;

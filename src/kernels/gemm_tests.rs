@@ -1,0 +1,214 @@
+//! Tests of the gemm wrapper against a naive triple loop in f64.
+
+use super::*;
+use crate::runtime::rng::Rng;
+
+fn random_vec(rng: &mut Rng, len: usize) -> Vec<f32> {
+    (0..len).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect()
+}
+
+/// Element `(i, j)` of a strided view.
+fn at(data: &[f32], l: Layout, i: usize, j: usize) -> f32 {
+    data[i * l.row_stride + j * l.col_stride]
+}
+
+/// The reference: `alpha·A·B + beta·C` accumulated in f64, C read only when beta != 0.
+#[allow(clippy::too_many_arguments)]
+fn naive(
+    alpha: f32,
+    a: &[f32],
+    al: Layout,
+    b: &[f32],
+    bl: Layout,
+    beta: f32,
+    c: &[f32],
+    cl: Layout,
+) -> Vec<f64> {
+    let mut out = Vec::new();
+    for i in 0..al.rows {
+        for j in 0..bl.cols {
+            let dot: f64 = (0..al.cols).map(|p| at(a, al, i, p) as f64 * at(b, bl, p, j) as f64).sum();
+            let old = if beta == 0.0 { 0.0 } else { beta as f64 * at(c, cl, i, j) as f64 };
+            out.push(alpha as f64 * dot + old);
+        }
+    }
+    out
+}
+
+/// A layout for a `rows × cols` operand stored row-major, or column-major when `transposed`
+/// (that is, the operand is the transpose of a row-major buffer), with `pad` extra elements
+/// per leading dimension.
+fn layout(rows: usize, cols: usize, transposed: bool, pad: usize) -> Layout {
+    if transposed {
+        Layout { rows, cols, row_stride: 1, col_stride: rows + pad }
+    } else {
+        Layout { rows, cols, row_stride: cols + pad, col_stride: 1 }
+    }
+}
+
+fn buffer_len(l: Layout) -> usize {
+    if l.rows == 0 || l.cols == 0 { 0 } else { (l.rows - 1) * l.row_stride + (l.cols - 1) * l.col_stride + 1 }
+}
+
+fn check_close(got: f32, want: f64, k: usize, what: &str) {
+    // Each product term is below 1 in magnitude; f32 accumulation of k terms errs by about
+    // k·2^-24 relative to the sum of magnitudes, so 1e-5·(k + 2) is a loose, safe bound.
+    let tol = 1e-5 * (k as f64 + 2.0);
+    assert!((got as f64 - want).abs() <= tol, "{what}: got {got}, want {want}");
+}
+
+#[test]
+fn matches_naive_on_random_shapes_and_transposes() {
+    let mut rng = Rng::new(7);
+    let mut shapes = vec![(1, 1, 1), (1, 1, 0), (0, 3, 2), (3, 0, 2), (2, 3, 1), (5, 7, 3), (17, 13, 67)];
+    for _ in 0..20 {
+        shapes.push((1 + rng.below(40) as usize, 1 + rng.below(40) as usize, rng.below(70) as usize));
+    }
+    for (case, &(m, n, k)) in shapes.iter().enumerate() {
+        for variant in 0..8 {
+            let (ta, tb, tc) = (variant & 1 != 0, variant & 2 != 0, variant & 4 != 0);
+            let pad = case % 3;
+            let (al, bl, cl) = (layout(m, k, ta, pad), layout(k, n, tb, pad), layout(m, n, tc, pad));
+            let a = random_vec(&mut rng, buffer_len(al));
+            let b = random_vec(&mut rng, buffer_len(bl));
+            let mut c = random_vec(&mut rng, buffer_len(cl));
+            let (alpha, beta) = [(1.0, 0.0), (0.5, 1.0), (-2.0, 0.25)][variant % 3];
+            let want = naive(alpha, &a, al, &b, bl, beta, &c, cl);
+            let par = if variant == 5 { Parallelism::Rayon(2) } else { Parallelism::Sequential };
+            gemm(
+                alpha,
+                MatRef::new(&a, al).unwrap(),
+                MatRef::new(&b, bl).unwrap(),
+                beta,
+                MatMut::new(&mut c, cl).unwrap(),
+                par,
+            )
+            .unwrap();
+            for i in 0..m {
+                for j in 0..n {
+                    let what = format!("{m}×{k}·{k}×{n} variant {variant} at ({i}, {j})");
+                    check_close(at(&c, cl, i, j), want[i * n + j], k, &what);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn transposed_view_of_a_row_major_buffer_needs_no_copy() {
+    // Aᵀ·B for A stored 3×2 row-major: the weight-gradient pattern.
+    let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+    let b = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+    let mut c = [0.0; 4];
+    let at = MatRef::row_major(&a, 3, 2).unwrap().t();
+    gemm(
+        1.0,
+        at,
+        MatRef::row_major(&b, 3, 2).unwrap(),
+        0.0,
+        MatMut::row_major(&mut c, 2, 2).unwrap(),
+        Parallelism::Sequential,
+    )
+    .unwrap();
+    // Column 0 of A is (1, 3, 5), column 1 is (2, 4, 6); B's columns are (1, 0, 1), (0, 1, 1).
+    assert_eq!(c, [6.0, 8.0, 8.0, 10.0]);
+}
+
+#[test]
+fn beta_zero_ignores_nan_in_the_output() {
+    let a = [1.0, 2.0];
+    let b = [3.0, 4.0];
+    let mut c = [f32::NAN];
+    let ok = gemm(
+        1.0,
+        MatRef::row_major(&a, 1, 2).unwrap(),
+        MatRef::row_major(&b, 2, 1).unwrap(),
+        0.0,
+        MatMut::row_major(&mut c, 1, 1).unwrap(),
+        Parallelism::Sequential,
+    );
+    assert!(ok.is_ok());
+    assert_eq!(c, [11.0]);
+}
+
+#[test]
+fn bad_operands_are_errors() {
+    let short = [0.0; 5];
+    assert!(matches!(
+        MatRef::row_major(&short, 2, 3),
+        Err(GemmError::SliceTooShort { needed: 6, len: 5, .. })
+    ));
+    let mut out = [0.0; 6];
+    let overlapping = Layout { rows: 2, cols: 3, row_stride: 1, col_stride: 1 };
+    assert!(matches!(MatMut::new(&mut out, overlapping), Err(GemmError::OverlappingOutput { .. })));
+    let huge = Layout { rows: 2, cols: 2, row_stride: usize::MAX / 2, col_stride: 1 };
+    assert!(matches!(MatRef::new(&short, huge), Err(GemmError::StrideOverflow { .. })));
+    let a = [0.0; 6];
+    let result = gemm(
+        1.0,
+        MatRef::row_major(&a, 2, 3).unwrap(),
+        MatRef::row_major(&a, 2, 3).unwrap(),
+        0.0,
+        MatMut::row_major(&mut out, 2, 3).unwrap(),
+        Parallelism::Sequential,
+    );
+    assert!(matches!(result, Err(GemmError::ShapeMismatch { a_cols: 3, b_rows: 2, .. })));
+}
+
+#[test]
+fn batched_matches_per_matrix_products_with_broadcast_operand() {
+    let mut rng = Rng::new(11);
+    let (batch, m, k, n) = (3, 5, 4, 6);
+    let a = random_vec(&mut rng, batch * m * k);
+    // One weight matrix shared by every batch element (batch stride 0), used transposed.
+    let w = random_vec(&mut rng, n * k);
+    let w_layout = BatchLayout { batch, batch_stride: 0, matrix: Layout::row_major(n, k).t() };
+    let mut c = random_vec(&mut rng, batch * m * n);
+    let c_before = c.clone();
+    let c_layout = BatchLayout::row_major(batch, m, n);
+    gemm_batched(
+        1.5,
+        &a,
+        BatchLayout::row_major(batch, m, k),
+        &w,
+        w_layout,
+        -1.0,
+        &mut c,
+        c_layout,
+        Parallelism::Sequential,
+    )
+    .unwrap();
+    for i in 0..batch {
+        let want = naive(
+            1.5,
+            &a[i * m * k..],
+            Layout::row_major(m, k),
+            &w,
+            w_layout.matrix,
+            -1.0,
+            &c_before[i * m * n..],
+            Layout::row_major(m, n),
+        );
+        for (p, &wv) in want.iter().enumerate() {
+            check_close(c[i * m * n + p], wv, k, &format!("batch {i} element {p}"));
+        }
+    }
+}
+
+#[test]
+fn batched_rejects_short_and_overlapping_stacks() {
+    let a = [0.0; 23];
+    let mut c = [0.0; 24];
+    let l = BatchLayout::row_major(2, 3, 4);
+    let sq = BatchLayout::row_major(2, 4, 4);
+    let b = [0.0; 32];
+    let short = gemm_batched(1.0, &a, l, &b, sq, 0.0, &mut c, l, Parallelism::Sequential);
+    assert!(matches!(short, Err(GemmError::SliceTooShort { needed: 24, len: 23, .. })));
+    let a = [0.0; 24];
+    let overlapping = BatchLayout { batch_stride: 4, ..l };
+    let result = gemm_batched(1.0, &a, l, &b, sq, 0.0, &mut c, overlapping, Parallelism::Sequential);
+    assert!(matches!(result, Err(GemmError::OverlappingBatches { batch_stride: 4, span: 12 })));
+    let mismatch = BatchLayout { batch: 3, batch_stride: 0, ..sq };
+    let result = gemm_batched(1.0, &a, l, &b, mismatch, 0.0, &mut c, l, Parallelism::Sequential);
+    assert!(matches!(result, Err(GemmError::BatchMismatch { a: 2, b: 3, c: 2 })));
+}

@@ -1,0 +1,41 @@
+//! Back ends: what runs a graph. The reference interpreter is one; the JIT is another.
+//! Training and evaluation see only [`Executable`], so both back ends run the same loop
+//! and can be compared step for step.
+
+use crate::ir::{self, Graph, RunError, RunOptions};
+use crate::ops::Value;
+
+/// A graph prepared to run many times.
+pub trait Executable {
+    /// Runs on `inputs` and `params` (in the graph's declaration order) and returns the
+    /// outputs in the graph's order. `step` varies random draws from step to step.
+    fn run(&mut self, inputs: &[Value], params: &[Value], step: u64) -> Result<Vec<Value>, RunError>;
+}
+
+/// Which back end runs graphs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// The reference interpreter over ndarray: the ground truth.
+    Interp,
+}
+
+/// Prepares a graph for the chosen back end.
+pub fn prepare(kind: BackendKind, graph: &Graph, seed: u64) -> Box<dyn Executable> {
+    match kind {
+        BackendKind::Interp => Box::new(Interpreted { graph: graph.clone(), seed }),
+    }
+}
+
+/// The interpreter as a back end. It checks every value for NaN and infinity so that a
+/// diverging run names the op that first produced one.
+struct Interpreted {
+    graph: Graph,
+    seed: u64,
+}
+
+impl Executable for Interpreted {
+    fn run(&mut self, inputs: &[Value], params: &[Value], step: u64) -> Result<Vec<Value>, RunError> {
+        let opts = RunOptions { seed: self.seed, step, promote_f64: false, check_finite: true };
+        ir::run(&self.graph, inputs, params, &opts)
+    }
+}

@@ -1,0 +1,204 @@
+//! Evaluation: loss and metrics of a model over a dataset, and predictions.
+
+use super::backend::{BackendKind, Executable, prepare};
+use super::params::ParamStore;
+use super::{RunConfig, TrainError, run_error, sources};
+use crate::ir::Graph;
+use crate::ops::Value;
+use crate::runtime::data::{Batch, BatchArray, Batcher, DataDirs, Dataset};
+use crate::runtime::metrics::{LabelArray, LabelKind, Metric, MetricSpec, MetricValue};
+use crate::sema::{self, Literal, RuntimeValue, TrainSpec};
+use ndarray::ArrayD;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Loss and metrics over one pass of a dataset.
+#[derive(Debug, Clone)]
+pub struct EvalReport {
+    pub loss: Option<f64>,
+    pub metrics: Vec<(String, MetricValue)>,
+    pub samples: usize,
+}
+
+impl EvalReport {
+    /// The scalar metrics, for epoch lines.
+    pub fn scalars(&self) -> Vec<(String, f64)> {
+        self.metrics.iter().filter_map(|(n, v)| v.as_scalar().map(|s| (n.clone(), s))).collect()
+    }
+
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        self.metrics.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_scalar())
+    }
+}
+
+/// The metric accumulators a block asks for.
+pub(super) fn make_metrics(spec: &TrainSpec, names: &[RuntimeValue]) -> Result<Vec<Metric>, TrainError> {
+    let kind = match spec.label_kind {
+        sema::LabelKind::Sparse => LabelKind::Sparse,
+        sema::LabelKind::Categorical => LabelKind::Categorical,
+        sema::LabelKind::Binary => LabelKind::Binary,
+        sema::LabelKind::Regression => LabelKind::Regression,
+    };
+    names
+        .iter()
+        .map(|m| {
+            let s = MetricSpec::from_name(&m.name, kind, spec.from_logits)
+                .map_err(|e| TrainError::Setup(e.to_string()))?;
+            Ok(Metric::new(&m.name, s))
+        })
+        .collect()
+}
+
+pub(super) fn batch_values(b: &Batch) -> Vec<Value> {
+    let conv = |a: &BatchArray| match a {
+        BatchArray::F32(x) => Value::F32(x.clone()),
+        BatchArray::I64(x) => Value::I64(x.clone()),
+    };
+    vec![conv(&b.x), conv(&b.y)]
+}
+
+pub(super) fn labels(b: &Batch) -> LabelArray {
+    match &b.y {
+        BatchArray::F32(y) => LabelArray::F32(y.clone()),
+        BatchArray::I64(y) => LabelArray::I64(y.clone()),
+    }
+}
+
+pub(super) fn scalar(v: &Value) -> f64 {
+    v.first_f64().unwrap_or(f64::NAN)
+}
+
+pub(super) fn as_f32(v: &Value) -> ArrayD<f32> {
+    match v {
+        Value::F32(a) => a.clone(),
+        other => other.to_f64().mapv(|x| x as f32),
+    }
+}
+
+/// Runs an evaluation graph (outputs `output` and maybe `loss`) over a dataset.
+pub(super) fn run_eval(
+    exe: &mut dyn Executable,
+    graph: &Graph,
+    store: &ParamStore,
+    data: &Dataset,
+    batch: usize,
+    metrics: &mut [Metric],
+) -> Result<EvalReport, TrainError> {
+    let params = store.values_for(graph)?;
+    let out_i = graph.outputs.iter().position(|(n, _)| n == "output");
+    let loss_i = graph.outputs.iter().position(|(n, _)| n == "loss");
+    let batcher = Batcher::new(data.clone(), batch, 0)?.without_shuffle();
+    for m in metrics.iter_mut() {
+        m.reset();
+    }
+    let (mut loss_sum, mut seen) = (0.0, 0usize);
+    for b in batcher.epoch(0) {
+        let n = b.len();
+        let outs = exe.run(&batch_values(&b), &params, 0).map_err(|e| run_error(&graph.name, 0, 0, e))?;
+        if let Some(i) = loss_i {
+            loss_sum += scalar(&outs[i]) * n as f64;
+        }
+        if let Some(i) = out_i {
+            let pred = as_f32(&outs[i]);
+            let y = labels(&b);
+            for m in metrics.iter_mut() {
+                m.update(&y, &pred).map_err(|e| TrainError::Setup(e.to_string()))?;
+            }
+        }
+        seen += n;
+    }
+    Ok(EvalReport {
+        loss: loss_i.map(|_| loss_sum / seen.max(1) as f64),
+        metrics: metrics.iter().map(|m| (m.name().to_string(), m.result())).collect(),
+        samples: seen,
+    })
+}
+
+fn checkpoint_setting(spec: &TrainSpec) -> Option<PathBuf> {
+    spec.settings.extra.iter().find_map(|(k, v)| match (k.as_str(), v) {
+        ("checkpoint", Literal::Str(s)) => Some(PathBuf::from(s)),
+        _ => None,
+    })
+}
+
+/// The parameters for an `evaluate` block: those trained in this run, or a checkpoint.
+fn eval_params(
+    spec: &TrainSpec,
+    trained: Option<&ParamStore>,
+    cfg: &RunConfig,
+) -> Result<ParamStore, TrainError> {
+    let from_file = cfg.load.clone().or_else(|| checkpoint_setting(spec));
+    match (trained, from_file) {
+        (Some(store), None) => Ok(store.clone()),
+        (_, Some(path)) => {
+            let mut store = ParamStore::init(&spec.eval_graph, 0)?;
+            store.load(&path)?;
+            Ok(store)
+        }
+        (None, None) => Err(TrainError::Setup(format!(
+            "model `{}` has no trained parameters: train it in the same file, set `checkpoint = \"file.safetensors\"`, or pass --load",
+            spec.model
+        ))),
+    }
+}
+
+/// Runs an `evaluate` block and writes its results.
+pub fn evaluate_block(
+    spec: &TrainSpec,
+    trained: Option<&ParamStore>,
+    cfg: &RunConfig,
+    out: &mut dyn Write,
+) -> Result<EvalReport, TrainError> {
+    let store = eval_params(spec, trained, cfg)?;
+    let dirs = DataDirs::from_env(cfg.data_dir.as_deref());
+    let data = sources::load(&spec.data, &dirs, cfg.limit)?;
+    let mut metrics = make_metrics(spec, &spec.metrics)?;
+    let mut exe = prepare(cfg.backend.unwrap_or(BackendKind::Interp), &spec.eval_graph, 0);
+    let batch = cfg.batch.unwrap_or(spec.settings.batch);
+    let report = run_eval(exe.as_mut(), &spec.eval_graph, &store, &data, batch, &mut metrics)?;
+    writeln!(out, "Evaluate {} on {} ({} samples)", spec.model, data.name, report.samples)?;
+    let mut line = Vec::new();
+    if let Some(l) = report.loss {
+        line.push(format!("loss: {l:.4}"));
+    }
+    for (n, v) in &report.metrics {
+        if let Some(s) = v.as_scalar() {
+            line.push(format!("{n}: {s:.4}"));
+        }
+    }
+    writeln!(out, "{}", line.join(" - "))?;
+    for (n, v) in &report.metrics {
+        if let MetricValue::Matrix(cm) = v {
+            writeln!(out, "{n} (rows: true class, columns: predicted):\n{cm}")?;
+        }
+    }
+    Ok(report)
+}
+
+/// Predictions of a model for the first `count` samples of a block's data: the raw
+/// outputs, one row per sample.
+pub fn predict(
+    spec: &TrainSpec,
+    trained: Option<&ParamStore>,
+    cfg: &RunConfig,
+    count: usize,
+) -> Result<ArrayD<f32>, TrainError> {
+    let store = eval_params(spec, trained, cfg)?;
+    let dirs = DataDirs::from_env(cfg.data_dir.as_deref());
+    let data = sources::load(&spec.data, &dirs, Some(count))?;
+    let mut exe = prepare(cfg.backend.unwrap_or(BackendKind::Interp), &spec.eval_graph, 0);
+    let graph = &spec.eval_graph;
+    let params = store.values_for(graph)?;
+    let out_i = graph
+        .outputs
+        .iter()
+        .position(|(n, _)| n == "output")
+        .ok_or_else(|| TrainError::Setup("the graph has no output".into()))?;
+    let mut rows = Vec::new();
+    for b in Batcher::new(data, count.max(1), 0)?.without_shuffle().epoch(0) {
+        let outs = exe.run(&batch_values(&b), &params, 0).map_err(|e| run_error(&graph.name, 0, 0, e))?;
+        rows.push(as_f32(&outs[out_i]));
+    }
+    let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
+    ndarray::concatenate(ndarray::Axis(0), &views).map_err(|e| TrainError::Setup(e.to_string()))
+}
