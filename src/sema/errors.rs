@@ -73,7 +73,7 @@ pub fn shape_error(e: &ShapeError, span: Span, operand_spans: &[Span], types: &[
         ),
         ShapeError::Window { op, input, reason } => {
             Diag::error(Code::E0213, format!("`{op}` cannot take {input}"), span, reason.clone())
-                .with_note("convolution and pooling take `[B, H, W, C]` inputs with literal H and W")
+                .with_note("inputs are `[B, H, W, C]` with literal H and W; kernels are `[KH, KW, C, F]`")
         }
         ShapeError::WindowTooLarge { .. } => {
             Diag::error(Code::E0212, e.to_string(), span, "the window does not fit")
