@@ -24,7 +24,8 @@ use super::window::{AxisWindow, Window2D, window_span};
 use super::{ShapeError, Vjp};
 use crate::ir::{Graph, NodeId, Op, Padding};
 use crate::shape::{Dim, TensorType};
-use ndarray::{Array2, ArrayD, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, IxDyn};
+use std::borrow::Cow;
 
 /// The attributes every convolution op shares.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -256,29 +257,30 @@ impl Conv {
     }
 }
 
-/// The elements of `a` in row-major order as a matrix of `rows` rows.
-fn as_matrix<T: Float>(a: &ArrayD<T>, rows: usize, cols: usize) -> Array2<T> {
-    let flat: Vec<T> = a.iter().copied().collect();
-    Array2::from_shape_vec((rows, cols), flat).expect("callers check the element count")
+/// The elements of `a` in row-major order, borrowed when `a` is laid out so already.
+pub(super) fn contiguous<T: Float>(a: &ArrayD<T>) -> Cow<'_, [T]> {
+    match a.as_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(a.iter().copied().collect()),
+    }
+}
+
+/// Row-major elements seen as a matrix of `rows` × `cols` (callers check the count).
+fn matrix<T: Float>(flat: &[T], rows: usize, cols: usize) -> ArrayView2<'_, T> {
+    ArrayView2::from_shape((rows, cols), flat).expect("callers check the element count")
 }
 
 fn to_array<T: Float>(shape: [usize; 4], m: Array2<T>) -> ArrayD<T> {
-    let flat: Vec<T> = m.as_standard_layout().iter().copied().collect();
+    let flat =
+        if m.is_standard_layout() { m.into_raw_vec_and_offset().0 } else { m.iter().copied().collect() };
     ArrayD::from_shape_vec(IxDyn(&shape), flat).expect("the product has the result's element count")
-}
-
-fn contiguous<T: Float>(a: &ArrayD<T>) -> std::borrow::Cow<'_, [T]> {
-    match a.as_slice() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(a.iter().copied().collect()),
-    }
 }
 
 fn conv2d<T: Float>(x: &ArrayD<T>, k: &ArrayD<T>, a: ConvAttrs) -> Result<ArrayD<T>, KernelError> {
     let conv = Conv::new("conv2d", x.shape(), k.shape(), a)?;
     let (_, taps) = conv.patch_dims();
     let cols = conv.im2col(&contiguous(x));
-    let y = cols.dot(&as_matrix(k, taps, conv.filters));
+    let y = cols.dot(&matrix(&contiguous(k), taps, conv.filters));
     Ok(to_array(conv.output_shape(), y))
 }
 
@@ -294,7 +296,8 @@ fn backprop_input<T: Float>(
         return Err(KernelError::BadOperands { op, got: format!("gradient {:?}", g.shape()) });
     }
     let (n, taps) = conv.patch_dims();
-    let cols = as_matrix(g, n, conv.filters).dot(&as_matrix(k, taps, conv.filters).t());
+    let (g, k) = (contiguous(g), contiguous(k));
+    let cols = matrix(&g, n, conv.filters).dot(&matrix(&k, taps, conv.filters).t());
     let x = conv.col2im(&cols);
     Ok(ArrayD::from_shape_vec(IxDyn(&conv.input_shape()), x).expect("col2im fills the input"))
 }
@@ -312,7 +315,7 @@ fn backprop_filter<T: Float>(
     }
     let (n, _) = conv.patch_dims();
     let cols = conv.im2col(&contiguous(x));
-    let dk = cols.t().dot(&as_matrix(g, n, conv.filters));
+    let dk = cols.t().dot(&matrix(&contiguous(g), n, conv.filters));
     Ok(to_array(conv.kernel_shape(), dk))
 }
 

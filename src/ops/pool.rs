@@ -8,7 +8,7 @@
 //! row-major order, a NaN winning (as `max` reduces); the gradient goes to that element
 //! alone.
 
-use super::conv::{dims4, expect_shape, out_dim};
+use super::conv::{contiguous, dims4, expect_shape, out_dim};
 use super::kernel::{KernelError, bad_operands};
 use super::value::{Float, Value};
 use super::window::{AxisWindow, Window2D};
@@ -114,7 +114,7 @@ fn argmax<T: Float>(x: &[T], taps: &[usize], ch: usize) -> usize {
 
 fn pool<T: Float>(x: &ArrayD<T>, a: PoolAttrs) -> Result<ArrayD<T>, KernelError> {
     let win = geometry(a.op_name(), x.shape(), a)?;
-    let xs: Vec<T> = x.iter().copied().collect();
+    let xs = contiguous(x);
     let c = win.channels;
     let mut y = vec![T::zero(); win.batch * win.rows.output * win.cols.output * c];
     for_each_window(&win, |out, taps| {
@@ -139,8 +139,7 @@ fn pool_grad<T: Float>(x: &ArrayD<T>, g: &ArrayD<T>, a: PoolAttrs) -> Result<Arr
     if g.shape() != [win.batch, win.rows.output, win.cols.output, c] {
         return Err(KernelError::BadOperands { op, got: format!("a gradient of shape {:?}", g.shape()) });
     }
-    let xs: Vec<T> = x.iter().copied().collect();
-    let gs: Vec<T> = g.iter().copied().collect();
+    let (xs, gs) = (contiguous(x), contiguous(g));
     let mut dx = vec![T::zero(); xs.len()];
     for_each_window(&win, |out, taps| {
         for ch in 0..c {
