@@ -8,7 +8,9 @@
 //! operands apart, log/sqrt/pow bases are positive, divisors and abs/sign operands avoid 0.
 
 use dnnc::autodiff::{GradCheckOptions, VjpRules, check_gradients, check_gradients_with};
-use dnnc::ir::{BinaryOp, Distribution, Graph, Init, NodeId, Op, ParamInfo, ReduceOp, UnaryOp};
+use dnnc::ir::{
+    BinaryOp, Distribution, Graph, Init, NodeId, Op, Padding, ParamInfo, PoolKind, ReduceOp, UnaryOp,
+};
 use dnnc::ops::{self, ShapeError, Value};
 use dnnc::runtime::rng::Rng;
 use dnnc::shape::{DType, Dim, Shape, SymEnv, TensorType};
@@ -180,6 +182,12 @@ fn all_ops() -> Vec<Op> {
         Op::Broadcast,
         Op::MatMul,
         Op::OneHot { depth: 1 },
+        Op::Conv2D { stride: [1, 1], padding: Padding::Valid, dilation: [1, 1] },
+        Op::Conv2DBackpropInput { stride: [1, 1], padding: Padding::Valid, dilation: [1, 1] },
+        Op::Conv2DBackpropFilter { stride: [1, 1], padding: Padding::Valid, dilation: [1, 1] },
+        Op::Pool2D { kind: PoolKind::Max, window: [2, 2], stride: [2, 2], padding: Padding::Valid },
+        Op::Pool2D { kind: PoolKind::Avg, window: [2, 2], stride: [2, 2], padding: Padding::Valid },
+        Op::Pool2DGrad { kind: PoolKind::Avg, window: [2, 2], stride: [2, 2], padding: Padding::Valid },
     ];
     ops.extend(unary.map(Op::Unary));
     ops.extend(binary.map(Op::Binary));
@@ -316,6 +324,92 @@ fn cases_for(op: &Op) -> Vec<Case> {
             let oh = g.add(Op::OneHot { depth: 4 }, &[labels], Some(f32t("3, 4")), sp())?;
             g.binary(BinaryOp::Mul, oh, p[0], sp())
         })],
+        Op::Conv2D { .. }
+        | Op::Conv2DBackpropInput { .. }
+        | Op::Conv2DBackpropFilter { .. }
+        | Op::Pool2D { .. }
+        | Op::Pool2DGrad { .. } => conv_cases(op),
+    }
+}
+
+/// Convolution attributes with a stride of (2, 1), `same` padding and a dilated width.
+fn conv_op(make: fn([usize; 2], Padding, [usize; 2]) -> Op) -> Op {
+    make([2, 1], Padding::Same, [1, 2])
+}
+
+fn conv_cases(op: &Op) -> Vec<Case> {
+    use Gen::*;
+    let name = op.name();
+    match op {
+        Op::Conv2D { .. } => vec![
+            case(
+                name,
+                vec![P("B, 5, 4, 2", &[2, 5, 4, 2], Any), P("3, 2, 2, 3", &[3, 2, 2, 3], Any)],
+                |g, p| {
+                    let op = conv_op(|stride, padding, dilation| Op::Conv2D { stride, padding, dilation });
+                    g.add(op, &[p[0], p[1]], None, sp())
+                },
+            ),
+            case(
+                name,
+                vec![P("1, 4, 5, 1", &[1, 4, 5, 1], Any), P("2, 3, 1, 2", &[2, 3, 1, 2], Any)],
+                |g, p| {
+                    let op = Op::Conv2D { stride: [1, 2], padding: Padding::Valid, dilation: [1, 1] };
+                    g.add(op, &[p[0], p[1]], None, sp())
+                },
+            ),
+        ],
+        // The gradient's shape is that of conv2d([B, 5, 4, 2], [3, 2, 2, 3]): [B, 3, 4, 3].
+        Op::Conv2DBackpropInput { .. } => vec![case(
+            name,
+            vec![P("B, 3, 4, 3", &[2, 3, 4, 3], Any), P("3, 2, 2, 3", &[3, 2, 2, 3], Any)],
+            |g, p| {
+                let op = conv_op(|stride, padding, dilation| Op::Conv2DBackpropInput {
+                    stride,
+                    padding,
+                    dilation,
+                });
+                g.add(op, &[p[0], p[1]], Some(f32t("B, 5, 4, 2")), sp())
+            },
+        )],
+        Op::Conv2DBackpropFilter { .. } => vec![case(
+            name,
+            vec![P("B, 5, 4, 2", &[2, 5, 4, 2], Any), P("B, 3, 4, 3", &[2, 3, 4, 3], Any)],
+            |g, p| {
+                let op = conv_op(|stride, padding, dilation| Op::Conv2DBackpropFilter {
+                    stride,
+                    padding,
+                    dilation,
+                });
+                g.add(op, &[p[0], p[1]], Some(f32t("3, 2, 2, 3")), sp())
+            },
+        )],
+        Op::Pool2D { kind, .. } => {
+            let (kind, values_from) = (*kind, if *kind == PoolKind::Max { Distinct } else { Any });
+            vec![
+                case(name, vec![P("B, 4, 5, 2", &[2, 4, 5, 2], values_from)], move |g, p| {
+                    let op = Op::Pool2D { kind, window: [2, 2], stride: [2, 2], padding: Padding::Valid };
+                    g.add(op, &[p[0]], None, sp())
+                }),
+                case(name, vec![P("1, 5, 5, 3", &[1, 5, 5, 3], values_from)], move |g, p| {
+                    let op = Op::Pool2D { kind, window: [3, 2], stride: [2, 1], padding: Padding::Same };
+                    g.add(op, &[p[0]], None, sp())
+                }),
+            ]
+        }
+        // Linear in g; constant in x, whose gradient is zero.
+        Op::Pool2DGrad { kind, .. } => {
+            let kind = *kind;
+            vec![case(
+                name,
+                vec![P("B, 5, 5, 2", &[2, 5, 5, 2], Distinct), P("B, 3, 3, 2", &[2, 3, 3, 2], Any)],
+                move |g, p| {
+                    let op = Op::Pool2DGrad { kind, window: [2, 3], stride: [2, 2], padding: Padding::Same };
+                    g.add(op, &[p[0], p[1]], None, sp())
+                },
+            )]
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -377,6 +471,8 @@ fn family(op: &Op) -> &'static str {
         Op::Reduce { .. } | Op::ArgMax { .. } | Op::SizeOf { .. } => "reduce",
         Op::Reshape | Op::Transpose { .. } | Op::Broadcast | Op::OneHot { .. } => "layout",
         Op::MatMul => "linalg",
+        Op::Conv2D { .. } | Op::Conv2DBackpropInput { .. } | Op::Conv2DBackpropFilter { .. } => "conv",
+        Op::Pool2D { .. } | Op::Pool2DGrad { .. } => "pool",
     }
 }
 
@@ -399,7 +495,7 @@ fn every_op_variant_is_listed_once() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), names.len(), "{names:?}");
-    assert_eq!(names.len(), 16 + 9 + 14);
+    assert_eq!(names.len(), 16 + 9 + 14 + 6);
 }
 
 #[test]
@@ -425,6 +521,16 @@ fn layout_ops_pass_gradient_checks() {
 #[test]
 fn matmul_passes_gradient_checks() {
     check_family("linalg");
+}
+
+#[test]
+fn convolutions_pass_gradient_checks() {
+    check_family("conv");
+}
+
+#[test]
+fn poolings_pass_gradient_checks() {
+    check_family("pool");
 }
 
 /// The registry's rules, except a wrong derivative of tanh: g·y instead of g·(1 − y²).

@@ -72,6 +72,33 @@ pub enum Distribution {
     Normal,
 }
 
+/// How a sliding window treats the border, as in Keras: `valid` uses only windows that
+/// fit inside the input; `same` pads with zeros (ignored by pooling) so that the output
+/// has ceil(size / stride) positions, the odd extra padding going at the bottom and right.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Padding {
+    Valid,
+    Same,
+}
+
+impl Padding {
+    pub fn name(self) -> &'static str {
+        match self {
+            Padding::Valid => "valid",
+            Padding::Same => "same",
+        }
+    }
+}
+
+/// What a pooling window computes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PoolKind {
+    /// The largest element (padding never wins).
+    Max,
+    /// The mean of the elements inside the input (padding is not counted).
+    Avg,
+}
+
 /// A primitive operation. Attributes that shape the result live here; the result's type
 /// lives on the node.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,6 +158,41 @@ pub enum Op {
     OneHot {
         depth: usize,
     },
+    /// 2-D convolution (cross-correlation, as in Keras): input `[B, H, W, C]` (NHWC),
+    /// kernel `[KH, KW, C, F]`, result `[B, H', W', F]`.
+    Conv2D {
+        stride: [usize; 2],
+        padding: Padding,
+        dilation: [usize; 2],
+    },
+    /// The gradient of `conv2d` with respect to its input: `(g [B, H', W', F], kernel
+    /// [KH, KW, C, F])` to the input's type `[B, H, W, C]`, given as the result type.
+    Conv2DBackpropInput {
+        stride: [usize; 2],
+        padding: Padding,
+        dilation: [usize; 2],
+    },
+    /// The gradient of `conv2d` with respect to its kernel: `(x [B, H, W, C], g
+    /// [B, H', W', F])` to the kernel's type `[KH, KW, C, F]`, given as the result type.
+    Conv2DBackpropFilter {
+        stride: [usize; 2],
+        padding: Padding,
+        dilation: [usize; 2],
+    },
+    /// Max or average pooling of `[B, H, W, C]` over `window`, channel by channel.
+    Pool2D {
+        kind: PoolKind,
+        window: [usize; 2],
+        stride: [usize; 2],
+        padding: Padding,
+    },
+    /// The gradient of `pool2d` with respect to its input: `(x, g)` to the type of `x`.
+    Pool2DGrad {
+        kind: PoolKind,
+        window: [usize; 2],
+        stride: [usize; 2],
+        padding: Padding,
+    },
 }
 
 impl Op {
@@ -180,6 +242,13 @@ impl Op {
             Op::Broadcast => "broadcast",
             Op::MatMul => "matmul",
             Op::OneHot { .. } => "one_hot",
+            Op::Conv2D { .. } => "conv2d",
+            Op::Conv2DBackpropInput { .. } => "conv2d_backprop_input",
+            Op::Conv2DBackpropFilter { .. } => "conv2d_backprop_filter",
+            Op::Pool2D { kind: PoolKind::Max, .. } => "max_pool2d",
+            Op::Pool2D { kind: PoolKind::Avg, .. } => "avg_pool2d",
+            Op::Pool2DGrad { kind: PoolKind::Max, .. } => "max_pool2d_grad",
+            Op::Pool2DGrad { kind: PoolKind::Avg, .. } => "avg_pool2d_grad",
         }
     }
 
@@ -206,6 +275,14 @@ impl fmt::Display for Op {
             Op::SizeOf { axes } => write!(f, "{{axes={axes:?}}}"),
             Op::Transpose { perm } => write!(f, "{{perm={perm:?}}}"),
             Op::OneHot { depth } => write!(f, "{{depth={depth}}}"),
+            Op::Conv2D { stride, padding, dilation }
+            | Op::Conv2DBackpropInput { stride, padding, dilation }
+            | Op::Conv2DBackpropFilter { stride, padding, dilation } => {
+                write!(f, "{{stride={stride:?}, padding={}, dilation={dilation:?}}}", padding.name())
+            }
+            Op::Pool2D { window, stride, padding, .. } | Op::Pool2DGrad { window, stride, padding, .. } => {
+                write!(f, "{{window={window:?}, stride={stride:?}, padding={}}}", padding.name())
+            }
             _ => Ok(()),
         }
     }

@@ -10,21 +10,30 @@
 //! | reductions    | `reduce.rs`      | reduce, argmax, size_of |
 //! | layout        | `layout.rs`      | reshape, transpose, broadcast, one_hot |
 //! | linear algebra| `linalg.rs`      | matmul |
+//! | convolution   | `conv.rs`        | conv2d, conv2d_backprop_input, conv2d_backprop_filter |
+//! | pooling       | `pool.rs`        | pool2d (max, avg), pool2d_grad |
+//!
+//! `window.rs` holds the sliding-window geometry (output sizes, padding) that convolution
+//! and pooling share.
 //!
 //! Consumers dispatch with an exhaustive `match` on [`Op`], so a new op that lacks a rule
 //! somewhere does not compile.
 
+mod conv;
 mod elementwise;
 mod kernel;
 mod layout;
 mod leaf;
 mod linalg;
+mod pool;
 mod reduce;
 mod value;
+mod window;
 
 pub use kernel::{EvalCtx, KernelError, broadcast_dims};
 pub use layout::same_numel;
 pub use value::{Element, Float, Int, Value};
+pub use window::{AxisWindow, Window2D, window_span};
 
 use crate::ir::{Graph, NodeId, Op};
 use crate::shape::{BroadcastError, DType, Shape, TensorType, fmt_shape};
@@ -54,6 +63,13 @@ pub enum ShapeError {
     Permutation { perm: Vec<usize>, rank: usize },
     /// The op needs its result type as an attribute and got none.
     MissingTarget { op: &'static str },
+    /// A convolution or pooling got operands it cannot slide over (wrong rank, channels
+    /// that differ, symbolic spatial sizes, a gradient of the wrong shape).
+    Window { op: &'static str, input: TensorType, reason: String },
+    /// A `valid` convolution or pooling window spans more than its input along `axis`.
+    WindowTooLarge { op: &'static str, input: TensorType, axis: usize, window: usize },
+    /// A derivative that no rule provides.
+    NotDifferentiable { op: &'static str, reason: &'static str },
 }
 
 impl fmt::Display for ShapeError {
@@ -92,6 +108,14 @@ impl fmt::Display for ShapeError {
                 write!(f, "{perm:?} is not a permutation of {rank} axes")
             }
             ShapeError::MissingTarget { op } => write!(f, "`{op}` needs its result type"),
+            ShapeError::Window { op, input, reason } => write!(f, "`{op}` of {input}: {reason}"),
+            ShapeError::WindowTooLarge { op, input, axis, window } => write!(
+                f,
+                "`{op}`: a window spanning {window} does not fit in {} {} of {input}",
+                input.shape[*axis],
+                if *axis == 1 { "rows" } else { "columns" }
+            ),
+            ShapeError::NotDifferentiable { op, reason } => write!(f, "`{op}`: {reason}"),
         }
     }
 }
@@ -119,6 +143,32 @@ pub fn infer(op: &Op, inputs: &[&TensorType], target: Option<&TensorType>) -> Re
         Op::Broadcast => layout::infer_broadcast(inputs[0], target),
         Op::OneHot { depth } => layout::infer_one_hot(inputs[0], *depth, target),
         Op::MatMul => linalg::infer_matmul(inputs[0], inputs[1]),
+        Op::Conv2D { stride, padding, dilation } => conv::infer_conv2d(
+            inputs[0],
+            inputs[1],
+            conv::ConvAttrs { stride: *stride, padding: *padding, dilation: *dilation },
+        ),
+        Op::Conv2DBackpropInput { stride, padding, dilation } => conv::infer_backprop_input(
+            inputs[0],
+            inputs[1],
+            target,
+            conv::ConvAttrs { stride: *stride, padding: *padding, dilation: *dilation },
+        ),
+        Op::Conv2DBackpropFilter { stride, padding, dilation } => conv::infer_backprop_filter(
+            inputs[0],
+            inputs[1],
+            target,
+            conv::ConvAttrs { stride: *stride, padding: *padding, dilation: *dilation },
+        ),
+        Op::Pool2D { kind, window, stride, padding } => pool::infer_pool(
+            inputs[0],
+            pool::PoolAttrs { kind: *kind, window: *window, stride: *stride, padding: *padding },
+        ),
+        Op::Pool2DGrad { kind, window, stride, padding } => pool::infer_pool_grad(
+            inputs[0],
+            inputs[1],
+            pool::PoolAttrs { kind: *kind, window: *window, stride: *stride, padding: *padding },
+        ),
     }
 }
 
@@ -150,6 +200,11 @@ pub fn eval(op: &Op, inputs: &[&Value], ctx: &EvalCtx) -> Result<Value, KernelEr
         Op::Broadcast => layout::eval_broadcast(inputs[0], ctx.target_shape("broadcast")?),
         Op::OneHot { depth } => layout::eval_one_hot(inputs[0], *depth, ctx.dtype),
         Op::MatMul => linalg::eval_matmul(inputs[0], inputs[1]),
+        Op::Conv2D { .. } | Op::Conv2DBackpropInput { .. } | Op::Conv2DBackpropFilter { .. } => {
+            conv::eval(op, inputs[0], inputs[1], ctx.shape.as_deref())
+        }
+        Op::Pool2D { .. } => pool::eval_pool(op, inputs[0]),
+        Op::Pool2DGrad { .. } => pool::eval_pool_grad(op, inputs[0], inputs[1]),
     }
 }
 
@@ -181,6 +236,17 @@ pub fn vjp(graph: &mut Graph, node: NodeId, grad_out: NodeId) -> Vjp {
         Op::Transpose { perm } => layout::vjp_transpose(graph, node, perm, grad_out)?,
         Op::Broadcast => layout::vjp_broadcast(graph, node, grad_out)?,
         Op::MatMul => linalg::vjp_matmul(graph, node, grad_out)?,
+        Op::Conv2D { .. } | Op::Conv2DBackpropInput { .. } | Op::Conv2DBackpropFilter { .. } => {
+            conv::vjp(graph, node, grad_out)?
+        }
+        Op::Pool2D { kind, window, stride, padding } => {
+            let attrs = pool::PoolAttrs { kind: *kind, window: *window, stride: *stride, padding: *padding };
+            pool::vjp_pool(graph, node, attrs, grad_out)?
+        }
+        Op::Pool2DGrad { kind, window, stride, padding } => {
+            let attrs = pool::PoolAttrs { kind: *kind, window: *window, stride: *stride, padding: *padding };
+            pool::vjp_pool_grad(graph, node, attrs, grad_out)?
+        }
     };
     // An operand that is not a float carries no gradient, whatever the rule built.
     for (grad, operand) in grads.iter_mut().zip(&operands) {
@@ -203,8 +269,14 @@ pub fn arity(op: &Op) -> usize {
         | Op::Reshape
         | Op::Transpose { .. }
         | Op::Broadcast
-        | Op::OneHot { .. } => 1,
-        Op::Binary(_) | Op::MatMul => 2,
+        | Op::OneHot { .. }
+        | Op::Pool2D { .. } => 1,
+        Op::Binary(_)
+        | Op::MatMul
+        | Op::Conv2D { .. }
+        | Op::Conv2DBackpropInput { .. }
+        | Op::Conv2DBackpropFilter { .. }
+        | Op::Pool2DGrad { .. } => 2,
         Op::Select => 3,
     }
 }

@@ -2,11 +2,13 @@
 //! primitives (`exp`, `sum`, `reshape`, ...), initializers, element types and `training`.
 //! Everything higher-level is written in `.dnn` in the standard library.
 
+mod nn;
+
 use super::calls::ArgVal;
 use super::lower::{Ctx, Lowered, Lowerer, Reported};
 use super::value::Value;
 use crate::diag::{Code, Diag};
-use crate::ir::{BinaryOp, Distribution, Init, Op, ReduceOp, UnaryOp};
+use crate::ir::{BinaryOp, Distribution, Init, Op, PoolKind, ReduceOp, UnaryOp};
 use crate::shape::{DType, Dim, TensorType, const_numel};
 use crate::source::Span;
 
@@ -63,6 +65,10 @@ builtins! {
     Constant = "constant" ("value") required 1;
     RandomUniform = "random_uniform" ("low", "high") required 2;
     RandomNormal = "random_normal" ("mean", "std") required 2;
+    Conv2d = "conv2d" ("x", "kernel", "stride", "padding", "dilation") required 2;
+    MaxPool2d = "max_pool2d" ("x", "window", "stride", "padding") required 2;
+    AvgPool2d = "avg_pool2d" ("x", "window", "stride", "padding") required 2;
+    UpdateState = "update_state" ("state", "value") required 2;
 }
 
 /// Names that denote values rather than functions.
@@ -342,6 +348,10 @@ pub fn call(lw: &mut Lowerer, _ctx: &mut Ctx, b: Builtin, args: Vec<ArgVal>, spa
                 None => Err(kind_error(lw, "a number", &v, s)),
             }
         }
+        Builtin::Conv2d => nn::conv2d(lw, a, span),
+        Builtin::MaxPool2d => nn::pool(lw, PoolKind::Max, a, span),
+        Builtin::AvgPool2d => nn::pool(lw, PoolKind::Avg, a, span),
+        Builtin::UpdateState => nn::update_state(lw, a),
         Builtin::RandomUniform | Builtin::RandomNormal => {
             let (p, ps) = a.take(0);
             let (q, qs) = a.take(1);

@@ -126,16 +126,24 @@ impl Lowerer<'_> {
             Ok(()) => Ok(v),
             Err((m, got)) => {
                 let pattern = type_text(ret);
-                Err(self.report(
-                    Diag::error(
-                        Code::E0205,
-                        format!("the result does not match the declared type `{pattern}`"),
-                        span,
-                        format!("this is {got}"),
-                    )
-                    .with_label(ret.span(), "declared here")
-                    .with_note(m.describe(&pattern)),
-                ))
+                let mut d = Diag::error(
+                    Code::E0205,
+                    format!("the result does not match the declared type `{pattern}`"),
+                    span,
+                    format!("this is {got}"),
+                )
+                .with_label(ret.span(), "declared here")
+                .with_note(m.describe(&pattern));
+                // Axes left over, as when a `Dense` follows convolutions without a `Flatten`.
+                let TypeExpr::Named { dims, .. } = ret;
+                if let Mismatch::Rank { got, .. } = &m
+                    && got.rank() > dims.as_ref().map_or(0, Vec::len).max(1)
+                {
+                    d = d.with_help(
+                        "flatten the extra axes before the last `Dense`: `... |> Flatten() |> Dense(...)`",
+                    );
+                }
+                Err(self.report(d))
             }
         }
     }

@@ -71,6 +71,15 @@ pub fn shape_error(e: &ShapeError, span: Span, operand_spans: &[Span], types: &[
             span,
             "invalid permutation",
         ),
+        ShapeError::Window { op, input, reason } => {
+            Diag::error(Code::E0213, format!("`{op}` cannot take {input}"), span, reason.clone())
+                .with_note("inputs are `[B, H, W, C]` with literal H and W; kernels are `[KH, KW, C, F]`")
+        }
+        ShapeError::WindowTooLarge { .. } => {
+            Diag::error(Code::E0212, e.to_string(), span, "the window does not fit")
+                .with_help("use `padding: \"same\"` or a smaller window")
+        }
+        ShapeError::NotDifferentiable { .. } => Diag::error(Code::E0301, e.to_string(), span, "here"),
         ShapeError::Arity { .. } | ShapeError::MissingTarget { .. } => {
             Diag::error(Code::E0208, e.to_string(), span, "invalid operation")
         }
