@@ -33,6 +33,23 @@ enum Command {
     },
     /// Prints the long explanation of an error code, such as E0201.
     Explain { code: String },
+    /// Prints the file in its canonical layout (or checks or rewrites it).
+    Fmt {
+        file: PathBuf,
+        /// Fails, without printing the file, if it is not formatted.
+        #[arg(long, conflicts_with = "write")]
+        check: bool,
+        /// Rewrites the file in place.
+        #[arg(long)]
+        write: bool,
+    },
+    /// Prints the file's tokens, one per line: `line:col kind "text"`.
+    Tokens {
+        file: PathBuf,
+        /// Prints a JSON array of {line, col, start, end, kind, text} instead.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -41,5 +58,7 @@ fn main() -> ExitCode {
         Command::Check { file } => cli::check(&file),
         Command::Ir { file, stage } => cli::ir(&file, stage),
         Command::Explain { code } => cli::explain(&code),
+        Command::Fmt { file, check, write } => cli::fmt(&file, check, write),
+        Command::Tokens { file, json } => cli::tokens(&file, json),
     }
 }

@@ -1,5 +1,8 @@
 //! The commands of the `dnnc` binary.
 
+mod fmt;
+pub use fmt::{fmt, tokens};
+
 use crate::Stage;
 use dnnc::diag;
 use dnnc::sema::{self, Checked};
