@@ -432,7 +432,10 @@ impl<'a> Lowerer<'a> {
                 return Err(self.report(
                     Diag::error(
                         Code::E0203,
-                        format!("a float cannot combine with a {d} tensor"),
+                        format!(
+                            "a float cannot combine with {} {d} tensor",
+                            if d.name().starts_with('i') { "an" } else { "a" }
+                        ),
                         span,
                         "this is a float",
                     )
