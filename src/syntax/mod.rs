@@ -7,5 +7,5 @@ mod parser;
 mod print;
 
 pub use format::{TokenInfo, format_source, format_tokens, token_infos};
-pub use parser::{MAX_NESTING, Parsed, parse};
+pub use parser::{MAX_EXPR_DEPTH, MAX_NESTING, Parsed, parse};
 pub use print::{expr_text, print_ast, type_text};
