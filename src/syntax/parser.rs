@@ -165,10 +165,8 @@ fn too_deep(file: FileId, tokens: &[super::lexer::Token]) -> Option<Diag> {
                 levels.push(0);
                 estimate += 1;
             }
-            Tok::RParen | Tok::RBracket | Tok::RBrace => {
-                if levels.len() > 1 {
-                    estimate -= levels.pop().unwrap_or(0) + 1;
-                }
+            Tok::RParen | Tok::RBracket | Tok::RBrace if levels.len() > 1 => {
+                estimate -= levels.pop().unwrap_or(0) + 1;
             }
             Tok::Comma | Tok::Semi | Tok::Assign | Tok::Let => {
                 if let Some(top) = levels.last_mut() {
