@@ -86,6 +86,23 @@ enum Command {
         #[command(flatten)]
         args: RunArgs,
     },
+    /// Prints the file in its canonical layout (or checks or rewrites it).
+    Fmt {
+        file: PathBuf,
+        /// Fails, without printing the file, if it is not formatted.
+        #[arg(long, conflicts_with = "write")]
+        check: bool,
+        /// Rewrites the file in place.
+        #[arg(long)]
+        write: bool,
+    },
+    /// Prints the file's tokens, one per line: `line:col kind "text"`.
+    Tokens {
+        file: PathBuf,
+        /// Prints a JSON array of {line, col, start, end, kind, text} instead.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -97,5 +114,7 @@ fn main() -> ExitCode {
         Command::Run { file, args } => cli::run::run(&file, &args),
         Command::Eval { file, args } => cli::run::eval(&file, &args),
         Command::Predict { file, count, args } => cli::run::predict(&file, count, &args),
+        Command::Fmt { file, check, write } => cli::fmt(&file, check, write),
+        Command::Tokens { file, json } => cli::tokens(&file, json),
     }
 }

@@ -1,6 +1,8 @@
 //! The commands of the `dnnc` binary.
 
+mod fmt;
 pub mod run;
+pub use fmt::{fmt, tokens};
 
 use crate::Stage;
 use dnnc::diag;

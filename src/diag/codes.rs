@@ -28,7 +28,7 @@ macro_rules! codes {
 codes! {
     E0001: "syntax error" => "The text does not follow the grammar of `.dnn` files (grammar/dnn.pest).\nThe caret marks the first token that could not be parsed and the message lists what\nwould have been accepted there. Each top-level item is parsed on its own, so an error\nin one item does not hide errors in the next.",
     E0002: "the file is not valid UTF-8" => "`.dnn` files are UTF-8 text. The byte offset of the first invalid sequence is given;\nre-save the file as UTF-8.",
-    E0003: "nesting too deep" => "Parentheses, brackets and braces may nest at most 128 deep. Deeper nesting is refused\nrather than risking the parser's stack; bind parts to names with `let` instead.",
+    E0003: "nesting too deep" => "Parentheses, brackets and braces may nest at most 128 deep, and an expression at most\n256 deep counting its operators (`a + b + ...`) and brackets together. Deeper nesting\nis refused rather than risking the compiler's stack; bind parts to names with `let`.",
     E0004: "number literal out of range" => "Integer literals must fit in a signed 64-bit integer and float literals must be finite\nin double precision.",
     E0005: "invalid string literal" => "A string has an unknown escape sequence. The escapes are \\\\, \\\", \\n and \\t.",
     E0101: "unknown name" => "A name is used that no `let`, parameter, definition, import or built-in provides.\nNames from the standard library need a `use`, for example `use std::layers::{Dense}`.",

@@ -160,7 +160,12 @@ fn bind(lw: &mut Lowerer, b: Builtin, args: Vec<ArgVal>, span: Span) -> Result<B
             return Err(lw.report(
                 Diag::error(
                     Code::E0104,
-                    format!("`{}` takes at most {} argument(s)", b.name(), names.len()),
+                    format!(
+                        "`{}` takes at most {} argument{}",
+                        b.name(),
+                        names.len(),
+                        if names.len() == 1 { "" } else { "s" }
+                    ),
                     a.span,
                     "unexpected argument",
                 )

@@ -159,6 +159,7 @@ impl Lowerer<'_> {
         span: Span,
         mut scope: HashMap<String, Value>,
     ) -> Result<HashMap<String, Value>, Reported> {
+        let positional_count = args.iter().filter(|a| a.name.is_none()).count();
         let mut given: Vec<Option<ArgVal>> = vec![None; params.len()];
         let mut failed = false;
         let mut positional = 0;
@@ -171,7 +172,11 @@ impl Lowerer<'_> {
                         self.report(
                             Diag::error(
                                 Code::E0104,
-                                format!("`{callee}` takes {} argument(s) but more were given", params.len()),
+                                format!(
+                                    "`{callee}` takes {} argument{} but {positional_count} were given",
+                                    params.len(),
+                                    if params.len() == 1 { "" } else { "s" }
+                                ),
                                 a.span,
                                 "unexpected argument",
                             )

@@ -58,7 +58,8 @@ pub fn shape_error(e: &ShapeError, span: Span, operand_spans: &[Span], types: &[
             format!("cannot reshape {} into {}", fmt_shape(from), fmt_shape(to)),
             span,
             "the number of elements differs",
-        ),
+        )
+        .with_help("`-1` in the target shape stands for the one dimension that makes the counts agree"),
         ShapeError::BroadcastTo { from, to } => Diag::error(
             Code::E0201,
             format!("cannot broadcast {} to {}", fmt_shape(from), fmt_shape(to)),

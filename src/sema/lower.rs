@@ -180,6 +180,9 @@ impl<'a> Lowerer<'a> {
             }
             ExprKind::Call { callee, args } => {
                 let f = self.expr(ctx, callee)?;
+                if let Some(v) = self.static_where(ctx, &f, args) {
+                    return v;
+                }
                 let args = self.args(ctx, args)?;
                 self.call(ctx, f, args, e.span, callee.span)
             }
@@ -199,6 +202,33 @@ impl<'a> Lowerer<'a> {
                 "closure used as a value",
             ))),
         }
+    }
+
+    /// `where(c, a, b)` with a condition known while compiling (`training`, `from_logits`)
+    /// lowers only the branch it picks, so that the other adds no dead nodes (no dropout
+    /// mask in an evaluation graph). `None` when the call is not of that form.
+    fn static_where(
+        &mut self,
+        ctx: &mut Ctx,
+        f: &Value,
+        args: &[crate::syntax::ast::Arg],
+    ) -> Option<Lowered> {
+        let Value::Func { def: DefRef::Builtin(super::builtins::Builtin::Where), bound } = f else {
+            return None;
+        };
+        if !bound.is_empty() || args.len() != 3 || args.iter().any(|a| a.name.is_some()) {
+            return None;
+        }
+        let cond = match &args[0].value.kind {
+            ExprKind::Bool(b) => *b,
+            ExprKind::Name(id) => match ctx.local(&id.name) {
+                Some(Some(Value::Bool(b))) => *b,
+                None if id.name == "training" => self.training,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        Some(self.expr(ctx, &args[if cond { 1 } else { 2 }].value))
     }
 
     fn exprs(&mut self, ctx: &mut Ctx, items: &[Expr]) -> Result<Vec<Value>, Reported> {
@@ -432,7 +462,10 @@ impl<'a> Lowerer<'a> {
                 return Err(self.report(
                     Diag::error(
                         Code::E0203,
-                        format!("a float cannot combine with a {d} tensor"),
+                        format!(
+                            "a float cannot combine with {} {d} tensor",
+                            if d.name().starts_with('i') { "an" } else { "a" }
+                        ),
                         span,
                         "this is a float",
                     )

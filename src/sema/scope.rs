@@ -3,15 +3,17 @@
 //! A module is one parsed file. Its scope holds its own definitions and what it imports
 //! with `use`; a name not found there is looked up in the prelude (`std::activations`,
 //! `std::math`, `std::losses`) and then among the built-in primitives. The standard library
-//! is compiled into the binary, so an installed `dnnc` works from any folder.
+//! is compiled into the binary, so an installed `dnnc` works from any folder, and parsed
+//! once per process: its files take the first ids of every source map.
 
 use super::builtins::Builtin;
 use crate::diag::{Code, Diag, did_you_mean};
-use crate::source::{SourceMap, Span};
+use crate::source::{FileId, SourceMap, Span};
 use crate::syntax::{self, ast};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::LazyLock;
 
 /// The standard library's modules, by name, with their text.
 pub const STDLIB: &[(&str, &str)] = &[
@@ -94,6 +96,12 @@ impl Modules {
     }
 }
 
+/// The standard library parsed once per process. Its files always take the first file
+/// ids of a [`SourceMap`], in `STDLIB` order, so that the cached spans stay valid.
+static STD_PARSED: LazyLock<Vec<syntax::Parsed>> = LazyLock::new(|| {
+    STDLIB.iter().enumerate().map(|(i, (_, text))| syntax::parse(FileId(i as u32), text)).collect()
+});
+
 /// Parses a file and every module it imports, transitively, and resolves imports.
 pub fn load(
     entry_name: &str,
@@ -101,6 +109,10 @@ pub fn load(
     sources: &mut SourceMap,
     diags: &mut Vec<Diag>,
 ) -> (Modules, ModuleId) {
+    debug_assert!(sources.files().get(0).is_err(), "the standard library takes the first file ids");
+    for (name, text) in STDLIB {
+        sources.add(format!("<std>/{name}.dnn"), *text);
+    }
     let mut loader = Loader { sources, diags, modules: Vec::new(), by_key: HashMap::new() };
     let prelude: Vec<ModuleId> = PRELUDE.iter().filter_map(|p| loader.std_module(p)).collect();
     let base = Path::new(entry_name).parent().map(Path::to_path_buf).unwrap_or_default();
@@ -123,19 +135,31 @@ impl Loader<'_> {
         if let Some(&id) = self.by_key.get(&key) {
             return Some(id);
         }
-        let text = STDLIB.iter().find(|(n, _)| *n == name)?.1;
-        Some(self.add_module(key, format!("<std>/{name}.dnn"), text.to_string(), None))
+        let index = STDLIB.iter().position(|(n, _)| *n == name)?;
+        let parsed = &STD_PARSED[index];
+        Some(self.register(key, parsed.module.clone(), parsed.diags.clone(), None))
     }
 
-    /// Parses and registers a module; `dir` is where its relative imports are found
-    /// (`None` for the standard library).
+    /// Parses and registers a module; `dir` is where its relative imports are found.
     fn add_module(&mut self, key: String, display: String, text: String, dir: Option<PathBuf>) -> ModuleId {
         let file = self.sources.add(display, text);
         let parsed = syntax::parse(file, self.sources.text(file));
-        self.diags.extend(parsed.diags);
+        self.register(key, parsed.module, parsed.diags, dir)
+    }
+
+    /// Registers a parsed module: its definitions, then its imports (which may load more
+    /// modules). `dir` is `None` for the standard library.
+    fn register(
+        &mut self,
+        key: String,
+        ast: ast::Module,
+        diags: Vec<Diag>,
+        dir: Option<PathBuf>,
+    ) -> ModuleId {
+        self.diags.extend(diags);
         let id = ModuleId(self.modules.len());
         self.by_key.insert(key.clone(), id);
-        self.modules.push(Module { name: key, ast: parsed.module, names: HashMap::new() });
+        self.modules.push(Module { name: key, ast, names: HashMap::new() });
 
         // Own definitions first, then imports (which may load more modules).
         let items = self.modules[id.0].ast.items.clone();

@@ -191,10 +191,15 @@ pub fn check_train(
             },
             name => {
                 let Ok(v) = scratch.expr(&mut ctx, value) else { continue };
+                let got = match &v {
+                    Value::Int(n) => n.to_string(),
+                    Value::Float(x) => x.to_string(),
+                    other => other.kind().to_string(),
+                };
                 let bad = |what: &str| {
                     Diag::error(
                         Code::E0403,
-                        format!("`{name}` must be {what}, got {}", v.kind()),
+                        format!("`{name}` must be {what}, got {got}"),
                         value.span,
                         format!("this is {}", v.kind()),
                     )
@@ -512,8 +517,29 @@ fn adapt_labels(
             .graph
             .add(Op::Reshape, &[y], Some(target), data_span)
             .map_err(|e| lw.shape_error(&e, data_span))?;
+        ty.shape = out.shape.clone();
+    }
+    if kind == LabelKind::Regression && ty.shape != out.shape {
+        let mut d = Diag::error(
+            Code::E0209,
+            format!("`{loss}` compares the model's output {out} with labels {label} of another shape"),
+            loss_span,
+            "this loss needs labels shaped like the output",
+        )
+        .with_label(data_span, format!("labels {label} come from here"));
+        if let Some(c) = samples.classes {
+            d = d.with_help(format!(
+                "the data has {c} classes: use `sparse_categorical_crossentropy(from_logits: true)`"
+            ));
+        }
+        return Err(lw.report(d));
     }
     Ok((y, kind))
+}
+
+fn a_or_an(word: &str) -> String {
+    let article = if word.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    format!("{article} {word}")
 }
 
 /// Checks that the data's features fit the model's input.
@@ -582,9 +608,13 @@ fn runtime_call(lw: &mut Lowerer, ctx: &mut Ctx, e: &Expr, kind: RuntimeKind) ->
         RuntimeKind::Schedule => "schedule",
     };
     let Some(allowed) = allowed else {
-        let mut d =
-            Diag::error(code, format!("unknown {what} `{}`", name.name), name.span, format!("not a {what}"))
-                .with_note(format!("the {what}s are {}", names.join(", ")));
+        let mut d = Diag::error(
+            code,
+            format!("unknown {what} `{}`", name.name),
+            name.span,
+            format!("not {}", a_or_an(what)),
+        )
+        .with_note(format!("the {what}s are {}", names.join(", ")));
         if let Some(s) = did_you_mean(&name.name, names.iter().copied()) {
             d = d.with_help(format!("did you mean `{s}`?"));
         }

@@ -7,6 +7,7 @@
 //! [`MAX_NESTING`] is refused before pest sees it, which bounds the parser's recursion.
 
 use super::ast::*;
+use super::items::split_items;
 use super::lexer::{Tok, tokenize};
 use crate::diag::{Code, Diag};
 use crate::source::{FileId, Span};
@@ -18,9 +19,6 @@ use std::sync::LazyLock;
 #[derive(pest_derive::Parser)]
 #[grammar = "../grammar/dnn.pest"]
 struct DnnParser;
-
-/// The deepest nesting of brackets the parser accepts.
-pub const MAX_NESTING: usize = 128;
 
 /// The result of parsing one file: as much AST as could be read, and every error.
 #[derive(Debug, Default)]
@@ -53,6 +51,8 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 pub fn parse(file: FileId, text: &str) -> Parsed {
     // Bounds pest's work on pathological input, so that no input can make it hang.
     pest::set_call_limit(std::num::NonZeroUsize::new(50_000_000));
+    // Track the literal tokens tried at the furthest position, for precise syntax errors.
+    pest::set_error_detail(true);
     let mut out = Parsed::default();
     for (start, end) in split_items(file, text, &mut out.diags) {
         let chunk = &text[start..end];
@@ -70,66 +70,6 @@ pub fn parse(file: FileId, text: &str) -> Parsed {
         }
     }
     out
-}
-
-/// Splits the text into item chunks and checks nesting depth. Chunks too deep to parse
-/// are reported and left out.
-fn split_items(file: FileId, text: &str, diags: &mut Vec<Diag>) -> Vec<(usize, usize)> {
-    let tokens = tokenize(text);
-    let mut starts = vec![0];
-    let mut depth: usize = 0;
-    let mut doc_start: Option<usize> = None;
-    for (i, t) in tokens.iter().enumerate() {
-        match t.kind {
-            Some(Tok::LParen | Tok::LBracket | Tok::LBrace) => depth += 1,
-            Some(Tok::RParen | Tok::RBracket | Tok::RBrace) => depth = depth.saturating_sub(1),
-            Some(Tok::DocComment) if depth == 0 => {
-                doc_start.get_or_insert(t.start);
-            }
-            Some(k) if depth == 0 && k.starts_item() && i > 0 => {
-                starts.push(doc_start.unwrap_or(t.start));
-            }
-            _ => {}
-        }
-        if !matches!(t.kind, Some(Tok::DocComment | Tok::Newline)) {
-            doc_start = None;
-        }
-    }
-    starts.dedup();
-    let mut chunks: Vec<(usize, usize)> = starts
-        .windows(2)
-        .map(|w| (w[0], w[1]))
-        .chain(std::iter::once((*starts.last().unwrap_or(&0), text.len())))
-        .collect();
-    chunks.retain(|&(s, e)| s < e || text.is_empty());
-
-    // Refuse chunks nested deeper than the limit.
-    chunks.retain(|&(s, e)| {
-        let mut depth = 0usize;
-        for t in tokens.iter().filter(|t| t.start >= s && t.end <= e) {
-            match t.kind {
-                Some(Tok::LParen | Tok::LBracket | Tok::LBrace) => {
-                    depth += 1;
-                    if depth > MAX_NESTING {
-                        diags.push(
-                            Diag::error(
-                                Code::E0003,
-                                format!("nesting deeper than {MAX_NESTING} levels"),
-                                Span::new(file, t.start, t.end),
-                                "this bracket is too deep",
-                            )
-                            .with_help("bind inner parts to names with `let`"),
-                        );
-                        return false;
-                    }
-                }
-                Some(Tok::RParen | Tok::RBracket | Tok::RBrace) => depth = depth.saturating_sub(1),
-                _ => {}
-            }
-        }
-        true
-    });
-    chunks
 }
 
 /// A friendly name for what the grammar expected.
@@ -156,7 +96,7 @@ fn describe(rule: &Rule) -> &'static str {
         | Rule::lt
         | Rule::gt => "an operator",
         Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::matmul | Rule::pow => "an operator",
-        Rule::expr_body => "`=` or `{`",
+        Rule::expr_body => "`=`",
         Rule::ret_type => "`->`",
         Rule::doc | Rule::docs => "a doc comment",
         Rule::param_decl | Rule::state_decl | Rule::forward_decl => "`param`, `state`, `let` or `forward`",
@@ -184,39 +124,185 @@ fn describe(rule: &Rule) -> &'static str {
 
 fn syntax_error(file: FileId, base: usize, chunk: &str, e: &pest::error::Error<Rule>) -> Diag {
     use pest::error::{ErrorVariant, InputLocation};
-    let pos = match e.location {
+    let mut pos = match e.location {
         InputLocation::Pos(p) => p,
         InputLocation::Span((s, _)) => s,
     };
-    // Underline the offending token (or one character at the end of the input).
-    let rest = &chunk[pos..];
-    let len = tokenize(rest).first().filter(|t| t.start == 0).map(|t| t.end).unwrap_or(0);
-    let len = if len == 0 { rest.chars().next().map(char::len_utf8).unwrap_or(0) } else { len };
-    let span = Span::new(file, base + pos, base + pos + len);
-    let found = if rest.trim().is_empty() {
-        "the end of the item".to_string()
-    } else {
-        format!("`{}`", &rest[..len])
-    };
-    let expected = match &e.variant {
+    let mut expected: Vec<String> = match &e.variant {
         ErrorVariant::ParsingError { positives, .. } => {
-            let mut names: Vec<&str> = positives.iter().map(describe).collect();
-            names.sort();
-            names.dedup();
-            names
+            positives.iter().map(|r| describe(r).to_string()).collect()
         }
         ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    // The furthest position where any token (not only a rule) was tried is where the text
+    // went wrong; what was tried there is what would have been accepted.
+    if let Some(attempts) = e.parse_attempts()
+        && attempts.max_position >= pos
+    {
+        // Rules by their friendly names, literal tokens in backticks; whitespace, comments,
+        // character ranges and built-in rules left out. (pest does not export these types.)
+        let mut tried: Vec<String> = attempts
+            .call_stacks()
+            .iter()
+            .filter_map(|c| c.deepest.get_rule().or(c.parent.as_ref()))
+            .map(|r| describe(r).to_string())
+            .collect();
+        for t in attempts.expected_tokens() {
+            let token = t.to_string();
+            let range = token.len() > 2 && token.contains("..") && token.chars().any(|c| c != '.');
+            if !token.trim().is_empty()
+                && !token.starts_with("//")
+                && !token.starts_with("/*")
+                && !range
+                && token != "BUILTIN_RULE"
+            {
+                tried.push(format!("`{token}`"));
+            }
+        }
+        if !tried.is_empty() {
+            pos = attempts.max_position;
+            expected = tried;
+        }
+    }
+    let mut expected = summarize(expected);
+    // pest tries `!keyword` past a keyword used as a name and reports the position after
+    // it; the keyword itself is the culprit.
+    if expected.iter().all(|n| n == "`_`" || n == "a name")
+        && let Some(t) =
+            tokenize(&chunk[..pos]).into_iter().rev().find(|t| !t.kind.is_some_and(Tok::is_trivia))
+        && t.end == pos
+        && t.kind.is_some_and(is_keyword)
+    {
+        pos = t.start;
+        expected = vec!["a name".to_string()];
+    }
+
+    // Underline the offending token; at the end of the item, point just after its last token.
+    let rest = &chunk[pos..];
+    let first =
+        tokenize(rest).into_iter().find(|t| !t.kind.is_some_and(|k| k.is_trivia() || k == Tok::DocComment));
+    let (span, found) = match first {
+        Some(t) if rest[..t.start].trim().is_empty() || t.start == 0 => {
+            let start = pos + t.start;
+            (Span::new(file, base + start, base + pos + t.end), Some(&rest[t.start..t.end]))
+        }
+        _ => {
+            let end = last_code_end(&chunk[..pos]);
+            (Span::new(file, base + end, base + end), None)
+        }
+    };
+    let message = match found {
+        Some(text) => format!("syntax error: unexpected `{text}`"),
+        None => "syntax error: unexpected end of the item".to_string(),
     };
     let label = if expected.is_empty() {
         "unexpected here".to_string()
     } else {
-        format!("expected {}", join_or(&expected))
+        let names: Vec<&str> = expected.iter().map(String::as_str).collect();
+        format!("expected {}", join_or(&names))
     };
-    let mut d = Diag::error(Code::E0001, format!("syntax error: unexpected {found}"), span, label);
-    if rest.starts_with(':') && expected.contains(&"`=` or `{`") {
+    let mut d = Diag::error(Code::E0001, message, span, label);
+    let keyword = found.filter(|t| tokenize(t).first().and_then(|k| k.kind).is_some_and(is_keyword));
+    if found == Some(":") && expected.iter().any(|n| n == "`->`") {
         d = d.with_help("a return type is written after `->`, as in `fn f(x: f32) -> f32 = x`");
+    } else if let Some(k) = keyword
+        && expected.iter().any(|n| n == "a name")
+    {
+        d = d.with_note(format!("`{k}` is a keyword and cannot be used as a name"));
     }
     d
+}
+
+/// Groups what was expected so that the label stays short: the tokens that start an
+/// expression become "an expression", infix operators "an operator", item keywords
+/// "another item".
+fn summarize(mut expected: Vec<String>) -> Vec<String> {
+    const STARTERS: &[&str] = &[
+        "`!`",
+        "`\"`",
+        "`(`",
+        "`-`",
+        "`[`",
+        "`{`",
+        "`|`",
+        "`true`",
+        "`false`",
+        "`_`",
+        "a name",
+        "a number",
+        "a string",
+        "a closure",
+        "`true` or `false`",
+        "an expression",
+    ];
+    const OPERATORS: &[&str] = &[
+        "`!=`",
+        "`&&`",
+        "`**`",
+        "`*`",
+        "`+`",
+        "`-`",
+        "`/`",
+        "`<=`",
+        "`<`",
+        "`==`",
+        "`>=`",
+        "`>`",
+        "`@`",
+        "`|>`",
+        "`||`",
+        "an operator",
+    ];
+    const ITEMS: &[&str] = &["`evaluate`", "`fn`", "`layer`", "`model`", "`train`", "`use`"];
+    expected.retain(|n| n != "something else");
+    let count = |set: &[&str], e: &[String]| e.iter().filter(|n| set.contains(&n.as_str())).count();
+    if expected.iter().any(|n| n == "an expression") || count(STARTERS, &expected) >= 4 {
+        expected.retain(|n| !STARTERS.contains(&n.as_str()));
+        expected.push("an expression".into());
+    }
+    if count(OPERATORS, &expected) >= 4 {
+        // Calls and field accesses continue an operand just as operators do.
+        expected.retain(|n| !OPERATORS.contains(&n.as_str()) && n != "`(`" && n != "`.`");
+        expected.push("an operator".into());
+    }
+    if count(ITEMS, &expected) >= 3 {
+        expected.retain(|n| !ITEMS.contains(&n.as_str()) && !n.starts_with("an item"));
+        expected.push("another item".into());
+    }
+    expected.sort();
+    expected.dedup();
+    expected
+}
+
+/// The byte offset just after the last token that is not a comment or a newline.
+fn last_code_end(text: &str) -> usize {
+    tokenize(text)
+        .iter()
+        .rev()
+        .find(|t| !t.kind.is_some_and(|k| k.is_trivia() || k == Tok::DocComment))
+        .map_or(0, |t| t.end)
+}
+
+fn is_keyword(k: Tok) -> bool {
+    matches!(
+        k,
+        Tok::Use
+            | Tok::Fn
+            | Tok::Layer
+            | Tok::Param
+            | Tok::State
+            | Tok::Forward
+            | Tok::Model
+            | Tok::Train
+            | Tok::Evaluate
+            | Tok::Let
+            | Tok::Step
+            | Tok::Update
+            | Tok::With
+            | Tok::Minimizing
+            | Tok::True
+            | Tok::False
+    )
 }
 
 fn join_or(items: &[&str]) -> String {
