@@ -2,8 +2,12 @@
 //! Training and evaluation see only [`Executable`], so both back ends run the same loop
 //! and can be compared step for step.
 
+use super::TrainError;
+use super::params::ParamStore;
+use super::stepper::{InterpStepper, TrainStepper};
 use crate::ir::{self, Graph, RunError, RunOptions};
 use crate::ops::Value;
+use crate::runtime::optim::OptimizerSpec;
 
 /// A graph prepared to run many times.
 pub trait Executable {
@@ -37,5 +41,19 @@ impl Executable for Interpreted {
     fn run(&mut self, inputs: &[Value], params: &[Value], step: u64) -> Result<Vec<Value>, RunError> {
         let opts = RunOptions { seed: self.seed, step, promote_f64: false, check_finite: true };
         ir::run(&self.graph, inputs, params, &opts)
+    }
+}
+
+/// A training stepper on the chosen back end for a step graph (from `step_graph`),
+/// starting from `store`.
+pub fn make_stepper(
+    kind: BackendKind,
+    graph: &Graph,
+    store: ParamStore,
+    spec: OptimizerSpec,
+    seed: u64,
+) -> Result<Box<dyn TrainStepper>, TrainError> {
+    match kind {
+        BackendKind::Interp => Ok(Box::new(InterpStepper::new(graph, store, spec, seed)?)),
     }
 }

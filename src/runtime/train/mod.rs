@@ -11,11 +11,13 @@ mod evaluate;
 mod fit;
 mod params;
 mod sources;
+mod stepper;
 
-pub use backend::{BackendKind, Executable, prepare};
+pub use backend::{BackendKind, Executable, make_stepper, prepare};
 pub use evaluate::{EvalReport, evaluate_block, predict};
 pub use fit::{FitReport, fit, step_graph};
 pub use params::ParamStore;
+pub use stepper::{InterpStepper, StepError, StepOutputs, StepStats, TrainStepper};
 
 use crate::ir::RunError;
 use crate::runtime::data::DataError;
