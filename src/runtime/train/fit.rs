@@ -1,6 +1,6 @@
 //! The training loop of a `train` block (Keras' `fit`).
 
-use super::backend::{BackendKind, make_stepper, prepare};
+use super::backend::{make_stepper, prepare};
 use super::evaluate::{batch_values, labels, make_metrics, run_eval};
 use super::params::ParamStore;
 use super::{RunConfig, TrainError, sources};
@@ -43,7 +43,7 @@ pub fn step_graph(spec: &TrainSpec) -> Result<Graph, TrainError> {
     Ok(g)
 }
 
-fn optimizer_spec(spec: &TrainSpec, cfg: &RunConfig) -> Result<OptimizerSpec, TrainError> {
+pub(super) fn optimizer_spec(spec: &TrainSpec, cfg: &RunConfig) -> Result<OptimizerSpec, TrainError> {
     let opt =
         spec.optimizer.as_ref().ok_or_else(|| TrainError::Setup("`train` needs an optimizer".into()))?;
     let mut args: Vec<(String, ArgValue)> = opt
@@ -95,7 +95,7 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
     let seed = cfg.seed.unwrap_or(spec.settings.seed);
     let epochs = cfg.epochs.unwrap_or(spec.settings.epochs);
     let batch = cfg.batch.unwrap_or(spec.settings.batch);
-    let backend = cfg.backend.unwrap_or(BackendKind::Interp);
+    let backend = cfg.backend.unwrap_or_default();
     let train_graph =
         spec.train_graph.as_ref().ok_or_else(|| TrainError::Setup("not a `train` block".into()))?;
 
