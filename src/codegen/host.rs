@@ -94,14 +94,16 @@ impl HostCtx {
         unsafe { std::slice::from_raw_parts_mut(self.slot::<T>(slot), len) }
     }
 
-    fn run(&mut self, index: usize) -> Result<(), RunError> {
-        let op = self.ops[index].clone();
+    fn run(&self, index: usize) -> Result<(), RunError> {
+        let Some(op) = self.ops.get(index) else {
+            return Err(RunError::InvalidGraph { node: NodeId(0), message: format!("no host op {index}") });
+        };
         // Safety (every block below): the plan sized each slot's buffer for exactly the
         // elements its op addresses, and an op's output never overlaps its inputs (the
         // buffer plan keeps simultaneously live values apart; only elementwise kernels
         // work in place).
         match op {
-            HostOp::Gemm { a, b, c, layouts: [la, lb, lc], threads } => {
+            &HostOp::Gemm { a, b, c, layouts: [la, lb, lc], threads } => {
                 let (sa, sb, sc) = (span(&la), span(&lb), span(&lc));
                 let (a, b) = unsafe { (self.slice::<f32>(a, sa), self.slice::<f32>(b, sb)) };
                 let c = unsafe { self.slice_mut::<f32>(c, sc) };
@@ -111,7 +113,7 @@ impl HostCtx {
                     message: format!("matrix product: {e}"),
                 })
             }
-            HostOp::OneHot { labels, out, rows, depth } => {
+            &HostOp::OneHot { labels, out, rows, depth } => {
                 let labels = unsafe { self.slice::<i64>(labels, rows) };
                 let out = unsafe { self.slice_mut::<f32>(out, rows * depth) };
                 out.fill(0.0);
@@ -125,9 +127,10 @@ impl HostCtx {
                 Ok(())
             }
             HostOp::Fallback { node, span, op, operands, out } => {
-                self.fallback(node, span, &op, &operands, &out)
+                self.fallback(*node, *span, op, operands, out)
             }
             HostOp::Norm { grads, max_norm, targets, global } => {
+                let (max_norm, global) = (*max_norm, *global);
                 let sums: Vec<f64> = grads
                     .iter()
                     .map(|&(g, len)| {
@@ -142,7 +145,7 @@ impl HostCtx {
                 }
                 Ok(())
             }
-            HostOp::CastI64 { from, to, len } => {
+            &HostOp::CastI64 { from, to, len } => {
                 let from = unsafe { self.slice::<i64>(from, len) };
                 let to = unsafe { self.slice_mut::<f32>(to, len) };
                 for (t, &f) in to.iter_mut().zip(from) {
@@ -150,7 +153,7 @@ impl HostCtx {
                 }
                 Ok(())
             }
-            HostOp::Copy { from, to, len } => {
+            &HostOp::Copy { from, to, len } => {
                 let from = unsafe { self.slice::<f32>(from, len) };
                 unsafe { self.slice_mut::<f32>(to, len).copy_from_slice(from) };
                 Ok(())
@@ -232,7 +235,8 @@ pub(crate) unsafe extern "C" fn dnnc_host_call(ctx: *mut HostCtx, index: usize) 
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // Safety: the driver passes the context pointer `program.rs` gave it.
         let ctx = unsafe { &mut *ctx };
-        match ctx.run(index) {
+        let result = ctx.run(index);
+        match result {
             Ok(()) => 0,
             Err(e) => {
                 ctx.error = Some(e);

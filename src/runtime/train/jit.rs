@@ -169,6 +169,11 @@ impl JitStepper {
         Ok(self.programs.len() - 1)
     }
 
+    /// The plans compiled so far, one per batch size seen.
+    pub fn plans(&self) -> Vec<&crate::codegen::Plan> {
+        self.programs.iter().map(Program::plan).collect()
+    }
+
     /// Wall time spent compiling programs so far.
     pub fn compile_time(&self) -> std::time::Duration {
         self.programs.iter().map(Program::compile_time).sum()
