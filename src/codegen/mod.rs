@@ -15,6 +15,7 @@
 mod driver;
 mod emit;
 mod host;
+mod instr;
 pub mod jit;
 pub mod kexpr;
 mod lower;

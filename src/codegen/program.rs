@@ -253,7 +253,7 @@ impl Program {
         let ni = inputs.len();
         match params {
             Params::Values(values) => {
-                if ni + values.len() > self.plan.exts.len() {
+                if ni + values.len() != self.plan.exts.len() {
                     return Err(RunError::ArgumentCount {
                         what: "parameters",
                         expected: self.plan.exts.len() - ni,
@@ -261,22 +261,19 @@ impl Program {
                     });
                 }
                 for (j, v) in values.iter().enumerate() {
-                    let Value::F32(a) = v else {
-                        return Err(RunError::ArgumentCount {
-                            what: "f32 parameters",
-                            expected: values.len(),
-                            got: j,
+                    let slice = match v {
+                        Value::F32(a) => a.as_slice(),
+                        _ => None,
+                    };
+                    let Some(slice) = slice else {
+                        return Err(RunError::BadArgument {
+                            kind: "parameter",
+                            name: self.plan.exts[ni + j].name.clone(),
+                            expected: TensorType::new(DType::F32, Vec::new()),
+                            got: format!("a non-contiguous or {} array", v.dtype()),
                         });
                     };
-                    let ptr = a.as_slice().map_or(0, |s| s.as_ptr() as usize);
-                    self.bind(ni + j, ptr, if ptr == 0 { usize::MAX } else { a.len() }, DType::F32, false)?;
-                }
-                if ni + values.len() != self.plan.exts.len() {
-                    return Err(RunError::ArgumentCount {
-                        what: "externals",
-                        expected: self.plan.exts.len() - ni,
-                        got: values.len(),
-                    });
+                    self.bind(ni + j, slice.as_ptr() as usize, slice.len(), DType::F32, false)?;
                 }
             }
             Params::Train { params, slots, hyper } => {
