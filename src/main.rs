@@ -21,6 +21,10 @@ pub enum Stage {
     Typed,
     /// The forward-plus-backward graph of every training block, simplified.
     Grad,
+    /// The fused schedule of every training step and its buffer plan.
+    Fused,
+    /// The Cranelift IR of every compiled training step.
+    Clif,
 }
 
 /// Options shared by the commands that run a program.
@@ -51,6 +55,15 @@ pub struct RunArgs {
     /// Start from these parameters (safetensors).
     #[arg(long)]
     pub load: Option<PathBuf>,
+    /// What runs the graphs: compiled code (default) or the reference interpreter.
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    Jit,
+    Interp,
 }
 
 #[derive(Subcommand)]

@@ -2,7 +2,7 @@
 //! checkpoints round-trip, and broken data files give clear errors.
 
 use dnnc::runtime::data::idx::encode_idx_u8;
-use dnnc::runtime::train::{RunConfig, TrainError, evaluate_block, run_program};
+use dnnc::runtime::train::{BackendKind, RunConfig, TrainError, evaluate_block, run_program};
 use dnnc::sema::{Program, check_source};
 use std::path::{Path, PathBuf};
 
@@ -106,7 +106,14 @@ train M {
     optimizer = SGD()
 }";
     let program = compile("broken.dnn", src);
-    let err = run_program(&program, &quiet(), &mut Vec::new()).unwrap_err();
+    // The compiled step checks the loss and stops at the same step, naming the loss.
+    match run_program(&program, &quiet(), &mut Vec::new()).unwrap_err() {
+        TrainError::NonFinite { step, epoch, .. } => assert_eq!((epoch, step), (1, 0)),
+        other => panic!("expected a divergence error from the JIT, got {other}"),
+    }
+    // The interpreter checks every value and names the op that made the first infinity.
+    let interp = RunConfig { backend: Some(BackendKind::Interp), ..quiet() };
+    let err = run_program(&program, &interp, &mut Vec::new()).unwrap_err();
     match err {
         TrainError::NonFinite { op, span, step, epoch } => {
             assert_eq!(op, "log");
@@ -181,4 +188,30 @@ evaluate M { data = mnist(split: \"test\") checkpoint = \"unused.safetensors\" }
     write(&dir.join("mnist/t10k-images-idx3-ubyte.gz"), &images);
     let ok = evaluate_block(spec, Some(&store), &cfg, &mut Vec::new()).expect("intact files load");
     assert_eq!(ok.samples, 3);
+}
+
+#[test]
+fn a_schedule_sets_the_learning_rate_of_every_step() {
+    let src = std::fs::read_to_string(format!("{}/examples/binary.dnn", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    // A schedule at rate zero leaves the weights where initialization put them.
+    let frozen = compile("frozen.dnn", &src.replace("metrics", "schedule = constant(lr: 0.0)\n    metrics"));
+    let spec = &frozen.trains[0];
+    let initial = dnnc::runtime::train::ParamStore::init(spec.train_graph.as_ref().unwrap(), 0).unwrap();
+    let report = run_program(&frozen, &RunConfig { epochs: Some(2), ..quiet() }, &mut Vec::new()).unwrap();
+    assert_eq!(report.fits[0].1.params.values, initial.values);
+    // A decaying schedule trains, and differently from the constant rate.
+    let decayed = compile(
+        "decay.dnn",
+        &src.replace(
+            "metrics",
+            "schedule = exponential_decay(decay_steps: 10, decay_rate: 0.5)\n    metrics",
+        ),
+    );
+    let plain =
+        run_program(&example("binary.dnn"), &RunConfig { epochs: Some(2), ..quiet() }, &mut Vec::new())
+            .unwrap();
+    let with_decay =
+        run_program(&decayed, &RunConfig { epochs: Some(2), ..quiet() }, &mut Vec::new()).unwrap();
+    assert_ne!(with_decay.fits[0].1.params.values, initial.values);
+    assert_ne!(with_decay.fits[0].1.params.values, plain.fits[0].1.params.values);
 }

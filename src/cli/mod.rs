@@ -55,10 +55,15 @@ pub fn ir(file: &Path, stage: Stage) -> ExitCode {
     match stage {
         Stage::Ast => print!("{}", dnnc::syntax::print_ast(&program.ast)),
         Stage::Typed => print!("{}", dnnc::sema::print_program(&program)),
-        Stage::Grad => {
+        Stage::Grad | Stage::Fused | Stage::Clif => {
             for t in program.trains.iter().filter(|t| t.train_graph.is_some()) {
-                match dnnc::runtime::train::step_graph(t) {
-                    Ok(g) => println!("{}", dnnc::ir::print_graph(&g)),
+                let text = match stage {
+                    Stage::Grad => dnnc::runtime::train::step_graph(t).map(|g| dnnc::ir::print_graph(&g)),
+                    Stage::Fused => dnnc::runtime::train::print_fused(t),
+                    _ => dnnc::runtime::train::print_clif(t),
+                };
+                match text {
+                    Ok(text) => println!("{text}"),
                     Err(e) => {
                         eprintln!("error: {e}");
                         return ExitCode::FAILURE;

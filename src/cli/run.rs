@@ -20,7 +20,10 @@ fn config(a: &RunArgs) -> RunConfig {
         save: a.save.clone(),
         load: a.load.clone(),
         interactive: None,
-        backend: None,
+        backend: a.backend.map(|b| match b {
+            crate::Backend::Jit => train::BackendKind::Jit,
+            crate::Backend::Interp => train::BackendKind::Interp,
+        }),
     }
 }
 

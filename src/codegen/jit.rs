@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 type KernelFn = unsafe extern "C" fn(*const *const f32, *const *mut f32, usize, usize);
 
 /// The host ISA with the flags kernels are compiled with: optimized, FMA and AVX detected.
-fn host_isa() -> Result<OwnedTargetIsa, KernelError> {
+pub(crate) fn host_isa() -> Result<OwnedTargetIsa, KernelError> {
     let mut flags = settings::builder();
     let set = |flags: &mut settings::Builder, name: &str, value: &str| {
         flags.set(name, value).map_err(|e| KernelError::Cranelift(format!("setting {name}: {e}")))

@@ -2,8 +2,14 @@
 //! Training and evaluation see only [`Executable`], so both back ends run the same loop
 //! and can be compared step for step.
 
+use super::TrainError;
+use super::jit::{JitExecutable, JitStepper};
+use super::params::ParamStore;
+use super::stepper::{InterpStepper, TrainStepper};
+use crate::codegen::PlanOptions;
 use crate::ir::{self, Graph, RunError, RunOptions};
 use crate::ops::Value;
+use crate::runtime::optim::OptimizerSpec;
 
 /// A graph prepared to run many times.
 pub trait Executable {
@@ -13,16 +19,21 @@ pub trait Executable {
 }
 
 /// Which back end runs graphs.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub enum BackendKind {
     /// The reference interpreter over ndarray: the ground truth.
     Interp,
+    /// Fused kernels compiled with Cranelift, products on the tuned GEMM; graphs it cannot
+    /// compile run on the interpreter.
+    #[default]
+    Jit,
 }
 
 /// Prepares a graph for the chosen back end.
 pub fn prepare(kind: BackendKind, graph: &Graph, seed: u64) -> Box<dyn Executable> {
     match kind {
         BackendKind::Interp => Box::new(Interpreted { graph: graph.clone(), seed }),
+        BackendKind::Jit => Box::new(JitExecutable::new(graph, seed, PlanOptions::default())),
     }
 }
 
@@ -37,5 +48,26 @@ impl Executable for Interpreted {
     fn run(&mut self, inputs: &[Value], params: &[Value], step: u64) -> Result<Vec<Value>, RunError> {
         let opts = RunOptions { seed: self.seed, step, promote_f64: false, check_finite: true };
         ir::run(&self.graph, inputs, params, &opts)
+    }
+}
+
+/// A training stepper on the chosen back end for a step graph (from `step_graph`),
+/// starting from `store`.
+pub fn make_stepper(
+    kind: BackendKind,
+    graph: &Graph,
+    store: ParamStore,
+    spec: OptimizerSpec,
+    seed: u64,
+) -> Result<Box<dyn TrainStepper>, TrainError> {
+    match kind {
+        BackendKind::Interp => Ok(Box::new(InterpStepper::new(graph, store, spec, seed)?)),
+        BackendKind::Jit => {
+            match JitStepper::new(graph, store.clone(), spec.clone(), seed, PlanOptions::default()) {
+                Ok(s) => Ok(Box::new(s)),
+                // A graph the JIT cannot schedule trains on the interpreter.
+                Err(_) => Ok(Box::new(InterpStepper::new(graph, store, spec, seed)?)),
+            }
+        }
     }
 }

@@ -1,18 +1,18 @@
 //! The training loop of a `train` block (Keras' `fit`).
 
-use super::backend::{BackendKind, prepare};
-use super::evaluate::{as_f32, batch_values, labels, make_metrics, run_eval, scalar};
+use super::backend::{make_stepper, prepare};
+use super::evaluate::{batch_values, labels, make_metrics, run_eval};
 use super::params::ParamStore;
-use super::{RunConfig, TrainError, run_error, sources};
+use super::{RunConfig, TrainError, sources};
 use crate::autodiff;
 use crate::ir::simplify::simplify;
 use crate::ir::{Graph, debug_verify};
 use crate::runtime::data::{Batcher, DataDirs, Dataset, split_validation};
 use crate::runtime::history::{EpochRecord, History};
-use crate::runtime::optim::{ArgValue, Optimizer, OptimizerSpec};
+use crate::runtime::optim::{ArgValue, OptimizerSpec};
 use crate::runtime::progress::Progress;
+use crate::runtime::schedule::Schedule;
 use crate::sema::{Literal, TrainSpec};
-use ndarray::{ArrayD, IxDyn};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -44,28 +44,37 @@ pub fn step_graph(spec: &TrainSpec) -> Result<Graph, TrainError> {
     Ok(g)
 }
 
-fn optimizer_spec(spec: &TrainSpec, cfg: &RunConfig) -> Result<OptimizerSpec, TrainError> {
+pub(super) fn optimizer_spec(spec: &TrainSpec, cfg: &RunConfig) -> Result<OptimizerSpec, TrainError> {
     let opt =
         spec.optimizer.as_ref().ok_or_else(|| TrainError::Setup("`train` needs an optimizer".into()))?;
     let mut args: Vec<(String, ArgValue)> = opt
         .args
         .iter()
         .filter(|(n, _)| !(cfg.lr.is_some() && n == "lr"))
-        .filter_map(|(n, v)| {
-            let a = match v {
-                Literal::Int(i) => ArgValue::Int(*i),
-                Literal::Float(f) => ArgValue::Float(*f),
-                Literal::Bool(b) => ArgValue::Bool(*b),
-                Literal::Str(s) => ArgValue::Str(s.clone()),
-                Literal::List(_) => return None,
-            };
-            Some((n.clone(), a))
-        })
+        .filter_map(|(n, v)| literal_arg(v).map(|a| (n.clone(), a)))
         .collect();
     if let Some(lr) = cfg.lr {
         args.push(("lr".into(), ArgValue::Float(lr)));
     }
     OptimizerSpec::from_call(&opt.name, &args).map_err(|e| TrainError::Setup(e.to_string()))
+}
+
+fn literal_arg(v: &Literal) -> Option<ArgValue> {
+    Some(match v {
+        Literal::Int(i) => ArgValue::Int(*i),
+        Literal::Float(f) => ArgValue::Float(*f),
+        Literal::Bool(b) => ArgValue::Bool(*b),
+        Literal::Str(s) => ArgValue::Str(s.clone()),
+        Literal::List(_) => return None,
+    })
+}
+
+/// The block's learning-rate schedule, its `lr` defaulting to the optimizer's.
+fn lr_schedule(spec: &TrainSpec, optimizer_lr: f32) -> Result<Option<Schedule>, TrainError> {
+    let Some(s) = &spec.schedule else { return Ok(None) };
+    let args: Vec<(String, ArgValue)> =
+        s.args.iter().filter_map(|(n, v)| literal_arg(v).map(|a| (n.clone(), a))).collect();
+    Schedule::from_call(&s.name, &args, optimizer_lr).map(Some).map_err(|e| TrainError::Setup(e.to_string()))
 }
 
 fn checkpoint_path(spec: &TrainSpec, cfg: &RunConfig) -> Option<PathBuf> {
@@ -96,52 +105,19 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
     let seed = cfg.seed.unwrap_or(spec.settings.seed);
     let epochs = cfg.epochs.unwrap_or(spec.settings.epochs);
     let batch = cfg.batch.unwrap_or(spec.settings.batch);
-    let backend = cfg.backend.unwrap_or(BackendKind::Interp);
+    let backend = cfg.backend.unwrap_or_default();
     let train_graph =
         spec.train_graph.as_ref().ok_or_else(|| TrainError::Setup("not a `train` block".into()))?;
 
     let (train, val) = datasets(spec, cfg)?;
     let graph = step_graph(spec)?;
-    let mut exe = prepare(backend, &graph, seed);
     let mut eval_exe = prepare(backend, &spec.eval_graph, seed);
-    let mut store = ParamStore::init(train_graph, seed)?;
-
-    let trainable: Vec<usize> = (0..store.names.len()).filter(|&i| store.trainable[i]).collect();
-    let grad_outputs: Vec<usize> = trainable
-        .iter()
-        .map(|&i| {
-            let name = format!("grad.{}", store.names[i]);
-            graph
-                .outputs
-                .iter()
-                .position(|(n, _)| *n == name)
-                .ok_or_else(|| TrainError::Setup(format!("no gradient for `{}`", store.names[i])))
-        })
-        .collect::<Result<_, _>>()?;
-    // Non-trained state (batch-norm statistics) comes back as `state.<param>` outputs.
-    let state_outputs: Vec<(usize, usize)> = graph
-        .outputs
-        .iter()
-        .enumerate()
-        .filter_map(|(o, (n, _))| n.strip_prefix("state.").and_then(|p| store.index(p)).map(|p| (o, p)))
-        .collect();
-    let loss_i = graph
-        .outputs
-        .iter()
-        .position(|(n, _)| n == "loss")
-        .ok_or_else(|| TrainError::Setup("no loss output".into()))?;
-    let out_i = graph
-        .outputs
-        .iter()
-        .position(|(n, _)| n == "output")
-        .ok_or_else(|| TrainError::Setup("no model output".into()))?;
-
+    let store = ParamStore::init(train_graph, seed)?;
+    let trainable_count = store.trainable_count();
     let ospec = optimizer_spec(spec, cfg)?;
     let opt_name = ospec.name.clone();
-    let lr = ospec.lr;
-    let shapes: Vec<(String, Vec<usize>)> =
-        trainable.iter().map(|&i| (store.names[i].clone(), store.values[i].shape().to_vec())).collect();
-    let mut optimizer = Optimizer::new(ospec, &shapes);
+    let schedule = lr_schedule(spec, ospec.lr)?;
+    let mut stepper = make_stepper(backend, &graph, store, ospec, seed)?;
 
     let batcher = Batcher::new(train.clone(), batch, seed)?;
     let batcher = if spec.settings.shuffle { batcher } else { batcher.without_shuffle() };
@@ -158,7 +134,7 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
         train.name,
         train.x.len(),
         val.as_ref().map(|v| format!(", validating on {}", v.x.len())).unwrap_or_default(),
-        store.trainable_count(),
+        trainable_count,
         steps
     )?;
 
@@ -174,28 +150,17 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
         let mut prefetch = batcher.epoch_prefetch(epoch as u64);
         let mut i = 0;
         while let Some(b) = prefetch.next() {
-            let params = store.values_for(&graph)?;
-            let outs = exe
-                .run(&batch_values(&b, &graph), &params, step)
-                .map_err(|e| run_error(&graph.name, epoch + 1, step, e))?;
-            let grads: Vec<ArrayD<f32>> = grad_outputs.iter().map(|&o| as_f32(&outs[o])).collect();
-            let mut current: Vec<ArrayD<f32>> = trainable
-                .iter()
-                .map(|&p| std::mem::replace(&mut store.values[p], ArrayD::zeros(IxDyn(&[0]))))
-                .collect();
-            let stepped = optimizer.step(&mut current, &grads, lr);
-            for (&p, v) in trainable.iter().zip(current) {
-                store.values[p] = v;
-            }
-            stepped.map_err(|e| TrainError::Setup(e.to_string()))?;
-            for &(o, p) in &state_outputs {
-                store.values[p] = as_f32(&outs[o]);
-            }
             let n = b.len();
-            let loss = scalar(&outs[loss_i]);
+            if let Some(s) = &schedule {
+                stepper.set_lr(s.lr_at(step));
+            }
+            let stats = stepper
+                .step(&batch_values(&b, &graph), step)
+                .map_err(|e| e.into_train(&graph.name, epoch + 1, step))?;
+            let loss = stats.loss;
             loss_sum += loss * n as f64;
             seen += n;
-            let pred = as_f32(&outs[out_i]);
+            let pred = stats.predictions.to_owned();
             let y = labels(&b);
             for m in metrics.iter_mut() {
                 m.update(&y, &pred).map_err(|e| TrainError::Setup(e.to_string()))?;
@@ -214,6 +179,7 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
             .iter()
             .filter_map(|m| m.result().as_scalar().map(|s| (m.name().to_string(), s)))
             .collect();
+        let store = stepper.params();
         let val_report = match &val {
             Some(v) => {
                 Some(run_eval(eval_exe.as_mut(), &spec.eval_graph, &store, v, batch, &mut val_metrics)?)
@@ -233,7 +199,7 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
             seconds: started.elapsed().as_secs_f64(),
         });
         if let Some(path) = &ckpt {
-            let state = optimizer.export_state();
+            let state = stepper.optimizer_state();
             store.save(path, &spec.model, Some((&opt_name, &state)), epoch + 1, step)?;
         }
     }
@@ -241,5 +207,5 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
     if let Some(path) = &cfg.history {
         history.save(path).map_err(|e| TrainError::Setup(e.to_string()))?;
     }
-    Ok(FitReport { params: store, history, step_graph: graph })
+    Ok(FitReport { params: stepper.params(), history, step_graph: graph })
 }

@@ -9,13 +9,17 @@
 mod backend;
 mod evaluate;
 mod fit;
+mod jit;
 mod params;
 mod sources;
+mod stepper;
 
-pub use backend::{BackendKind, Executable, prepare};
+pub use backend::{BackendKind, Executable, make_stepper, prepare};
 pub use evaluate::{EvalReport, evaluate_block, predict};
 pub use fit::{FitReport, fit, step_graph};
+pub use jit::{JitExecutable, JitStepper, print_clif, print_fused};
 pub use params::ParamStore;
+pub use stepper::{InterpStepper, StepError, StepOutputs, StepStats, TrainStepper};
 
 use crate::ir::RunError;
 use crate::runtime::data::DataError;

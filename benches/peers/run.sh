@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The MNIST MLP (784-128-64-10, Adam 1e-3, batch 32, 48k train / 12k validation, 5 epochs)
+# trained in dnnc and in its peers in ONE run, then a table: seconds per epoch (median of
+# epochs 2-5), test accuracy, the ratio to the fastest peer, batch-1 latency and batch-1000
+# throughput, plus dnnc's compile time and peak RSS.
+#
+#   benches/peers/run.sh [--setup] [--data DIR] [--epochs N] [--skip-peers]
+#
+# --setup      creates the peers' virtual environment from PyPI first (a few GB; never in CI):
+#              $PEERS_VENV, default ~/.cache/dnnc/peers-venv. PyTorch comes from its CPU wheel
+#              index when that answers, else from PyPI.
+# --data DIR   the data root holding mnist/ (default /work/shared/data).
+# The peer scripts are run from $PEERS_DIR (default /work/shared/peers), not copied.
+# Each framework runs once, one after another; results accumulate in $OUT
+# (default target/peers/results.jsonl, emptied first).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+DATA=/work/shared/data
+EPOCHS=5
+SETUP=0
+SKIP_PEERS=0
+PEERS_DIR=${PEERS_DIR:-/work/shared/peers}
+VENV=${PEERS_VENV:-$HOME/.cache/dnnc/peers-venv}
+OUT=${OUT:-$ROOT/target/peers/results.jsonl}
+while [ $# -gt 0 ]; do
+  case $1 in
+    --setup) SETUP=1 ;;
+    --data) DATA=$2; shift ;;
+    --epochs) EPOCHS=$2; shift ;;
+    --skip-peers) SKIP_PEERS=1 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+mkdir -p "$(dirname "$OUT")"
+: > "$OUT"
+
+if [ "$SETUP" = 1 ]; then
+  python3 -m venv "$VENV" || exit 1
+  "$VENV/bin/pip" install --upgrade pip numpy
+  "$VENV/bin/pip" install torch --index-url https://download.pytorch.org/whl/cpu || "$VENV/bin/pip" install torch
+  "$VENV/bin/pip" install keras jax tensorflow-cpu || exit 1
+fi
+
+echo "=== dnnc (JIT)"
+(cd "$ROOT" && cargo build --release --example mnist_report 2>&1 | tail -1)
+(cd "$ROOT" && /usr/bin/time -f "dnnc max RSS %M KiB" target/release/examples/mnist_report --data "$DATA" --epochs "$EPOCHS") \
+  2>&1 | tee /dev/stderr | grep '^RESULT ' | sed 's/^RESULT //' >> "$OUT"
+
+if [ "$SKIP_PEERS" = 0 ]; then
+  PY="$VENV/bin/python"
+  if [ ! -x "$PY" ]; then
+    echo "no peer environment at $VENV: run with --setup once (or --skip-peers)" >&2
+  else
+    run_peer() {  # run_peer SCRIPT ARGS...
+      echo "=== $*"
+      "$PY" "$PEERS_DIR/$1" "${@:2}" --bench B1,B5 --epochs "$EPOCHS" --data "$DATA" --out "$OUT" --tag side-by-side 2>&1 \
+        | grep -vE "oneDNN custom operations|absl::InitializeLog|^\s*$" | tail -3
+    }
+    run_peer keras_bench.py --backend jax
+    run_peer keras_bench.py --backend tensorflow
+    run_peer torch_bench.py
+  fi
+fi
+
+python3 - "$OUT" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+train = {}
+infer = {}
+for r in rows:
+    fw = r["framework"]
+    if r.get("bench", "B1").startswith("B5"):
+        infer[fw] = r
+    else:
+        train[fw] = r
+        if "b1_median_latency_us" in r:
+            infer[fw] = r
+peers = [r["median_epoch_s_excl_first"] for fw, r in train.items() if not fw.startswith("dnnc")]
+fastest = min(peers) if peers else None
+print()
+print("| framework | s/epoch (median 2-5) | vs fastest peer | test acc | batch-1 latency | batch-1000 samples/s |")
+print("|---|---:|---:|---:|---:|---:|")
+for fw, r in train.items():
+    s = r["median_epoch_s_excl_first"]
+    ratio = f"{s / fastest:.2f}x" if fastest else "-"
+    i = infer.get(fw, {})
+    lat = i.get("b1_median_latency_us")
+    lat = f"{lat:.2f} us" if lat is not None else (f'{i["b1_median_latency_ms"] * 1000:.1f} us' if "b1_median_latency_ms" in i else "-")
+    thr = i.get("b1000_samples_per_s")
+    thr = f"{thr:,.0f}" if thr else "-"
+    print(f"| {fw} | {s:.3f} | {ratio} | {r['test_acc']:.4f} | {lat} | {thr} |")
+for fw, r in train.items():
+    if "compile_ms" in r:
+        print(f"\n{fw}: compile .dnn -> native {r['compile_ms']:.1f} ms (front end {r['front_end_ms']:.1f} ms), "
+              f"peak RSS {r['peak_rss_mib']:.0f} MiB, epochs {r['epoch_s']}")
+PY

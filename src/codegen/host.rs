@@ -1,0 +1,248 @@
+//! Host calls: the work of a compiled step that is not a Cranelift kernel (matrix
+//! products on the tuned GEMM, one-hot encoding, the reference-kernel fallback, clipping
+//! norms, state copies), called from the compiled driver through [`dnnc_host_call`].
+//!
+//! Every pointer a host op uses is read from the step's frame at call time (so inputs
+//! bound for this run are seen) and is valid for the length recorded here: `program.rs`
+//! builds the frame from the plan and checks every external slice before a run. The entry
+//! point never unwinds into compiled code: a panic becomes an error code.
+
+use crate::ir::{NodeId, Op, RunError};
+use crate::kernels::gemm::{BatchLayout, Parallelism, gemm_batched};
+use crate::ops::{self, EvalCtx, Value};
+use crate::runtime::clip::norm_scale;
+use crate::shape::DType;
+use crate::source::Span;
+use ndarray::{ArrayD, IxDyn};
+
+/// A host op, its pointers given as frame slots.
+#[derive(Clone, Debug)]
+pub(crate) enum HostOp {
+    Gemm {
+        a: usize,
+        b: usize,
+        c: usize,
+        layouts: [BatchLayout; 3],
+        threads: usize,
+    },
+    OneHot {
+        labels: usize,
+        out: usize,
+        rows: usize,
+        depth: usize,
+    },
+    Fallback {
+        node: NodeId,
+        span: Span,
+        op: Op,
+        operands: Vec<(usize, DType, Vec<usize>)>,
+        out: (usize, DType, Vec<usize>),
+    },
+    Norm {
+        grads: Vec<(usize, usize)>,
+        max_norm: f32,
+        targets: Vec<usize>,
+        global: bool,
+    },
+    Copy {
+        from: usize,
+        to: usize,
+        len: usize,
+    },
+    CastI64 {
+        from: usize,
+        to: usize,
+        len: usize,
+    },
+}
+
+/// What the host calls of one run see.
+pub(crate) struct HostCtx {
+    pub ops: Vec<HostOp>,
+    /// The frame: one pointer per slot.
+    pub frame: *const usize,
+    pub seed: u64,
+    pub step: u64,
+    pub error: Option<RunError>,
+}
+
+/// The elements a strided batch layout addresses: one past its largest offset.
+fn span(l: &BatchLayout) -> usize {
+    let m = l.matrix;
+    if l.batch == 0 || m.rows == 0 || m.cols == 0 {
+        return 0;
+    }
+    (l.batch - 1) * l.batch_stride + (m.rows - 1) * m.row_stride + (m.cols - 1) * m.col_stride + 1
+}
+
+impl HostCtx {
+    fn slot<T>(&self, slot: usize) -> *mut T {
+        // Safety: `slot` is a frame index the plan created; the frame outlives the run.
+        unsafe { *self.frame.add(slot) as *mut T }
+    }
+
+    /// # Safety
+    /// The frame slot must point to at least `len` valid elements of `T` for the call.
+    unsafe fn slice<'a, T>(&self, slot: usize, len: usize) -> &'a [T] {
+        unsafe { std::slice::from_raw_parts(self.slot::<T>(slot), len) }
+    }
+
+    /// # Safety
+    /// As `slice`, and nothing else may read or write those elements during the borrow.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice_mut<'a, T>(&self, slot: usize, len: usize) -> &'a mut [T] {
+        unsafe { std::slice::from_raw_parts_mut(self.slot::<T>(slot), len) }
+    }
+
+    fn run(&self, index: usize) -> Result<(), RunError> {
+        let Some(op) = self.ops.get(index) else {
+            return Err(RunError::InvalidGraph { node: NodeId(0), message: format!("no host op {index}") });
+        };
+        // Safety (every block below): the plan sized each slot's buffer for exactly the
+        // elements its op addresses, and an op's output never overlaps its inputs (the
+        // buffer plan keeps simultaneously live values apart; only elementwise kernels
+        // work in place).
+        match op {
+            &HostOp::Gemm { a, b, c, layouts: [la, lb, lc], threads } => {
+                let (sa, sb, sc) = (span(&la), span(&lb), span(&lc));
+                let (a, b) = unsafe { (self.slice::<f32>(a, sa), self.slice::<f32>(b, sb)) };
+                let c = unsafe { self.slice_mut::<f32>(c, sc) };
+                let par = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::Sequential };
+                gemm_batched(1.0, a, la, b, lb, 0.0, c, lc, par).map_err(|e| RunError::InvalidGraph {
+                    node: NodeId(0),
+                    message: format!("matrix product: {e}"),
+                })
+            }
+            &HostOp::OneHot { labels, out, rows, depth } => {
+                let labels = unsafe { self.slice::<i64>(labels, rows) };
+                let out = unsafe { self.slice_mut::<f32>(out, rows * depth) };
+                out.fill(0.0);
+                for (r, &l) in labels.iter().enumerate() {
+                    if let Ok(k) = usize::try_from(l)
+                        && k < depth
+                    {
+                        out[r * depth + k] = 1.0;
+                    }
+                }
+                Ok(())
+            }
+            HostOp::Fallback { node, span, op, operands, out } => {
+                self.fallback(*node, *span, op, operands, out)
+            }
+            HostOp::Norm { grads, max_norm, targets, global } => {
+                let (max_norm, global) = (*max_norm, *global);
+                let sums: Vec<f64> = grads
+                    .iter()
+                    .map(|&(g, len)| {
+                        let g = unsafe { self.slice::<f32>(g, len) };
+                        g.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>()
+                    })
+                    .collect();
+                let global_scale = norm_scale(sums.iter().sum::<f64>().sqrt() as f32, max_norm);
+                for (&t, s) in targets.iter().zip(&sums) {
+                    let scale = if global { global_scale } else { norm_scale(s.sqrt() as f32, max_norm) };
+                    unsafe { self.slice_mut::<f32>(t, 1)[0] = scale };
+                }
+                Ok(())
+            }
+            &HostOp::CastI64 { from, to, len } => {
+                let from = unsafe { self.slice::<i64>(from, len) };
+                let to = unsafe { self.slice_mut::<f32>(to, len) };
+                for (t, &f) in to.iter_mut().zip(from) {
+                    *t = f as f32;
+                }
+                Ok(())
+            }
+            &HostOp::Copy { from, to, len } => {
+                let from = unsafe { self.slice::<f32>(from, len) };
+                unsafe { self.slice_mut::<f32>(to, len).copy_from_slice(from) };
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs the reference kernel of `op` on copies of its operands.
+    fn fallback(
+        &self,
+        node: NodeId,
+        span: Span,
+        op: &Op,
+        operands: &[(usize, DType, Vec<usize>)],
+        out: &(usize, DType, Vec<usize>),
+    ) -> Result<(), RunError> {
+        let invalid = |message: String| RunError::InvalidGraph { node, message };
+        let mut values = Vec::with_capacity(operands.len());
+        for (slot, dtype, shape) in operands {
+            let len: usize = shape.iter().product();
+            let dims = IxDyn(shape);
+            let value = match dtype {
+                DType::I64 => Value::I64(
+                    ArrayD::from_shape_vec(dims, unsafe { self.slice::<i64>(*slot, len) }.to_vec())
+                        .map_err(|e| invalid(e.to_string()))?,
+                ),
+                DType::Bool => Value::Bool(
+                    ArrayD::from_shape_vec(
+                        dims,
+                        unsafe { self.slice::<f32>(*slot, len) }.iter().map(|&x| x != 0.0).collect(),
+                    )
+                    .map_err(|e| invalid(e.to_string()))?,
+                ),
+                _ => Value::F32(
+                    ArrayD::from_shape_vec(dims, unsafe { self.slice::<f32>(*slot, len) }.to_vec())
+                        .map_err(|e| invalid(e.to_string()))?,
+                ),
+            };
+            values.push(value);
+        }
+        let refs: Vec<&Value> = values.iter().collect();
+        let (slot, dtype, shape) = out;
+        let ctx = EvalCtx { dtype: *dtype, shape: Some(shape.clone()), seed: self.seed, step: self.step };
+        let result = ops::eval(op, &refs, &ctx).map_err(|error| RunError::Kernel {
+            node,
+            op: op.name().to_string(),
+            span,
+            error,
+        })?;
+        if result.shape() != shape.as_slice() {
+            return Err(invalid(format!("`{op}` computed shape {:?}, expected {shape:?}", result.shape())));
+        }
+        let len = result.len();
+        match result {
+            Value::I64(a) => unsafe { self.slice_mut::<i64>(*slot, len) }
+                .iter_mut()
+                .zip(a.iter())
+                .for_each(|(o, &v)| *o = v),
+            Value::Bool(a) => unsafe { self.slice_mut::<f32>(*slot, len) }
+                .iter_mut()
+                .zip(a.iter())
+                .for_each(|(o, &v)| *o = f32::from(u8::from(v))),
+            Value::F32(a) => unsafe { self.slice_mut::<f32>(*slot, len) }
+                .iter_mut()
+                .zip(a.iter())
+                .for_each(|(o, &v)| *o = v),
+            other => return Err(invalid(format!("`{op}` computed {} values", other.dtype()))),
+        }
+        Ok(())
+    }
+}
+
+/// The entry point compiled drivers call for host op `index`: 0 on success, 1 after an
+/// error (stored in the context), 2 after a panic.
+///
+/// # Safety
+/// `ctx` must point to the live `HostCtx` of the running step.
+pub(crate) unsafe extern "C" fn dnnc_host_call(ctx: *mut HostCtx, index: usize) -> i32 {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // Safety: the driver passes the context pointer `program.rs` gave it.
+        let ctx = unsafe { &mut *ctx };
+        let result = ctx.run(index);
+        match result {
+            Ok(()) => 0,
+            Err(e) => {
+                ctx.error = Some(e);
+                1
+            }
+        }
+    }));
+    result.unwrap_or(2)
+}

@@ -1,0 +1,138 @@
+//! The instructions and memory layout of a specialized step: what `specialize` produces
+//! and `program.rs` runs.
+//!
+//! Memory: f32 and bool values live in one f32 arena (bools as 0.0 or 1.0), i64 values in a
+//! small i64 arena, and everything the caller owns (inputs, parameters, optimizer slots,
+//! the hyper-parameter block) is an *external*, numbered inputs first, then parameters,
+//! then slots, then the hyper block. Invariant: every pointer an instruction names is in
+//! bounds for the lengths recorded in the plan.
+
+use super::kexpr::KernelSpec;
+use crate::ir::NodeId;
+use crate::kernels::gemm::BatchLayout;
+use crate::runtime::optim::OptimizerSpec;
+use crate::shape::DType;
+
+/// Which memory a pointer is into.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Base {
+    Arena,
+    IArena,
+    /// The caller's `k`-th external.
+    Ext(usize),
+}
+
+/// An element address: `offset` elements from the start of `base`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Ptr {
+    pub base: Base,
+    pub offset: usize,
+}
+
+/// One thing the compiled step does, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Instr {
+    /// Compiled kernel `kernel` over a `rows × cols` domain.
+    Kernel { kernel: usize, inputs: Vec<Ptr>, outputs: Vec<Ptr>, rows: usize, cols: usize },
+    /// `c = a @ b` on the tuned GEMM.
+    Gemm { a: Ptr, b: Ptr, c: Ptr, layouts: [BatchLayout; 3], threads: usize },
+    /// `out[r, labels[r]] = 1`, the rest 0.
+    OneHot { labels: Ptr, out: Ptr, rows: usize, depth: usize },
+    /// The reference kernel of `node` on copies of its operands.
+    Fallback { node: NodeId, operands: Vec<(Ptr, DType, Vec<usize>)>, out: (Ptr, DType, Vec<usize>) },
+    /// Writes the clipping scale(s) for gradients `grads` into hyper slots `targets`:
+    /// one scale per tensor, or one for all when `global`.
+    Norm { grads: Vec<(Ptr, usize)>, max_norm: f32, targets: Vec<usize>, global: bool },
+    /// Copies `len` elements (a state output into its parameter).
+    Copy { from: Ptr, to: Ptr, len: usize },
+    /// Converts `len` i64 elements to f32 (labels used as numbers).
+    CastI64 { from: Ptr, to: Ptr, len: usize },
+}
+
+/// What the caller binds to external `k`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExtInfo {
+    pub name: String,
+    pub dtype: DType,
+    pub len: usize,
+    /// Kernels write it (parameters and slots being trained).
+    pub written: bool,
+}
+
+/// A value to write once when the step is set up.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum ConstData {
+    F32(f32, usize),
+    I64(i64, usize),
+}
+
+/// The optimizer part of a training step.
+#[derive(Clone, Debug)]
+pub struct Training {
+    pub spec: OptimizerSpec,
+    /// `(graph parameter index, gradient node)` of every trainable parameter.
+    pub updates: Vec<(usize, NodeId)>,
+    /// `(state output node, graph parameter index)`: copied into the parameter at the end.
+    pub states: Vec<(NodeId, usize)>,
+    /// Graph outputs still read after the step (loss, predictions).
+    pub keep: Vec<NodeId>,
+}
+
+/// A buffer of the plan, for printing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedBuffer {
+    pub node: NodeId,
+    pub offset: usize,
+    pub len: usize,
+    pub first: usize,
+    pub last: usize,
+}
+
+/// A schedule specialized for one binding of its symbols.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub instrs: Vec<Instr>,
+    /// Kernel specs and whether each contracts multiply-adds.
+    pub kernels: Vec<(KernelSpec, bool)>,
+    pub arena_len: usize,
+    pub iarena_len: usize,
+    pub constants: Vec<(Ptr, ConstData)>,
+    pub exts: Vec<ExtInfo>,
+    /// Where each graph output is after a run, with its dtype and shape.
+    pub outputs: Vec<(Ptr, DType, Vec<usize>)>,
+    pub input_shapes: Vec<Vec<usize>>,
+    pub buffers: Vec<PlannedBuffer>,
+    /// External index of the hyper block (training only).
+    pub hyper_ext: Option<usize>,
+    /// External index of the first slot of each trainable parameter (training only).
+    pub slot_exts: Vec<usize>,
+}
+
+/// Why a schedule cannot be specialized.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpecializeError {
+    #[error("node %{0}: its shape depends on a symbol the inputs do not bind")]
+    Unbound(u32),
+    #[error("{0} values are not supported by the JIT as inputs or parameters")]
+    DType(DType),
+}
+
+/// Threads a product of `m·k·n` multiply-adds gets.
+pub fn gemm_threads(flops: usize, threads: usize, threshold: usize) -> usize {
+    if threads > 1 && flops >= threshold { threads } else { 1 }
+}
+
+/// Options of the specialization.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Threads for large matrix products (1 = sequential).
+    pub threads: usize,
+    /// Multiply-adds from which a product uses `threads`.
+    pub parallel_threshold: usize,
+}
+
+impl Default for PlanOptions {
+    fn default() -> PlanOptions {
+        PlanOptions { threads: 1, parallel_threshold: 1 << 22 }
+    }
+}

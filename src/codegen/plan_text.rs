@@ -1,0 +1,104 @@
+//! The text form of a specialized plan, printed after the schedule by
+//! `dnnc ir --stage fused`: the instructions in order and the buffer plan.
+//!
+//! ```text
+//! plan for B = 32: 31 instructions, 14 kernels compiled, arena 151.5 KiB (12 buffers)
+//!   i0   gemm [32x784] @ [784x128] -> arena+0
+//!   i1   kernel0 32x128 (in: arena+0, ext3) -> arena+0
+//! ```
+
+use super::specialize::{Base, Instr, Plan, Ptr};
+use std::fmt::{self, Write};
+
+fn ptr(p: &Ptr) -> String {
+    match p.base {
+        Base::Arena => format!("arena+{}", p.offset),
+        Base::IArena => format!("iarena+{}", p.offset),
+        Base::Ext(k) if p.offset == 0 => format!("ext{k}"),
+        Base::Ext(k) => format!("ext{k}+{}", p.offset),
+    }
+}
+
+fn list(ps: &[Ptr]) -> String {
+    ps.iter().map(ptr).collect::<Vec<_>>().join(", ")
+}
+
+impl Plan {
+    /// The plan as text; `bindings` names the symbol values it was specialized for.
+    pub fn describe(&self, bindings: &str) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "plan for {bindings}: {} instructions, {} kernels compiled, arena {:.1} KiB ({} buffers)",
+            self.instrs.len(),
+            self.kernels.len(),
+            self.arena_len as f64 * 4.0 / 1024.0,
+            self.buffers.len()
+        );
+        for (k, e) in self.exts.iter().enumerate() {
+            let rw = if e.written { "read-write" } else { "read" };
+            let _ = writeln!(out, "  ext{k:<3} {} ({} {}, {rw})", e.name, e.len, e.dtype);
+        }
+        for (i, instr) in self.instrs.iter().enumerate() {
+            let _ = write!(out, "  i{i:<4}");
+            let _ = match instr {
+                Instr::Kernel { kernel, inputs, outputs, rows, cols } => {
+                    let exact = if self.kernels[*kernel].1 { "" } else { " exact" };
+                    writeln!(
+                        out,
+                        "kernel{kernel}{exact} {rows}x{cols} ({}) -> {}",
+                        list(inputs),
+                        list(outputs)
+                    )
+                }
+                Instr::Gemm { a, b, c, layouts: [la, lb, _], threads } => writeln!(
+                    out,
+                    "gemm {}x[{}x{}] @ [{}x{}] ({} @ {}) -> {}{}",
+                    la.batch,
+                    la.matrix.rows,
+                    la.matrix.cols,
+                    lb.matrix.rows,
+                    lb.matrix.cols,
+                    ptr(a),
+                    ptr(b),
+                    ptr(c),
+                    if *threads > 1 { format!(" on {threads} threads") } else { String::new() }
+                ),
+                Instr::OneHot { labels, out: o, rows, depth } => {
+                    writeln!(out, "one_hot {rows}x{depth} ({}) -> {}", ptr(labels), ptr(o))
+                }
+                Instr::Fallback { node, operands, out: o } => {
+                    let ins: Vec<Ptr> = operands.iter().map(|x| x.0).collect();
+                    writeln!(out, "reference %{} ({}) -> {}", node.0, list(&ins), ptr(&o.0))
+                }
+                Instr::Norm { grads, global, .. } => {
+                    let gs: Vec<Ptr> = grads.iter().map(|g| g.0).collect();
+                    writeln!(out, "clip_norm{} ({})", if *global { " global" } else { "" }, list(&gs))
+                }
+                Instr::Copy { from, to, len } => writeln!(out, "copy {len} ({}) -> {}", ptr(from), ptr(to)),
+                Instr::CastI64 { from, to, len } => {
+                    writeln!(out, "cast_i64 {len} ({}) -> {}", ptr(from), ptr(to))
+                }
+            };
+        }
+        let _ = writeln!(out, "  buffers (node: arena range, live instructions):");
+        for b in &self.buffers {
+            let _ = writeln!(
+                out,
+                "    %{:<4} {}..{} i{}..i{}",
+                b.node.0,
+                b.offset,
+                b.offset + b.len,
+                b.first,
+                b.last
+            );
+        }
+        out
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe("the bound symbols"))
+    }
+}

@@ -1,0 +1,361 @@
+//! A runnable compiled step: the plan's memory (arenas allocated once), its frame of
+//! pointers, and the compiled driver. [`Program::run`] binds the caller's inputs and state,
+//! checks every slice against the plan, and calls native code; it allocates nothing.
+//!
+//! Invariants: the arenas and the frame are allocated in `Program::new` and never resized,
+//! so the pointers the frame holds for them stay valid; the frame slots of externals are
+//! rewritten at the start of every run from slices whose lengths were checked, so during
+//! the call every slot points to as many elements as the plan addresses through it.
+
+use super::driver::{Call, Compiled, compile};
+use super::host::{HostCtx, HostOp};
+use super::kexpr::KernelError;
+use super::specialize::{Base, ConstData, Instr, Plan, Ptr};
+use crate::ir::{Graph, RunError};
+use crate::ops::Value;
+use crate::shape::{DType, TensorType};
+use std::time::{Duration, Instant};
+
+/// The parameters and state a run reads and writes.
+pub enum Params<'a> {
+    /// Read-only parameters in the graph's order (inference).
+    Values(&'a [Value]),
+    /// Training: the parameters (graph order), the optimizer slots (in the plan's order)
+    /// and the hyper-parameter block, all updated in place.
+    Train { params: &'a mut [Vec<f32>], slots: &'a mut [Vec<f32>], hyper: &'a mut [f32] },
+}
+
+/// A graph output after a run.
+#[derive(Debug)]
+pub enum OutputRef<'a> {
+    F32(&'a [f32]),
+    I64(&'a [i64]),
+}
+
+/// A compiled, specialized step.
+pub struct Program {
+    plan: Plan,
+    /// Owns the arenas; touched only through the raw pointers below.
+    _arena: Box<[f32]>,
+    _iarena: Box<[i64]>,
+    arena: *mut f32,
+    iarena: *mut i64,
+    frame: Box<[usize]>,
+    /// `(frame slot, external, byte offset)` rewritten before each run.
+    patches: Vec<(usize, usize, usize)>,
+    ext_ptrs: Vec<usize>,
+    /// Outputs that live in externals are copied here after a run.
+    ext_outputs: Vec<Option<Vec<f32>>>,
+    host: Box<HostCtx>,
+    compiled: Compiled,
+    compile_time: Duration,
+    input_types: Vec<TensorType>,
+}
+
+impl Program {
+    /// Allocates the plan's memory and compiles it; `seed` drives random ops.
+    pub fn new(graph: &Graph, plan: Plan, seed: u64, want_clif: bool) -> Result<Program, KernelError> {
+        let started = Instant::now();
+        let mut arena = vec![0.0f32; plan.arena_len.max(1)].into_boxed_slice();
+        let mut iarena = vec![0i64; plan.iarena_len.max(1)].into_boxed_slice();
+        let (arena_ptr, iarena_ptr) = (arena.as_mut_ptr(), iarena.as_mut_ptr());
+        let mut frame: Vec<usize> = Vec::new();
+        let mut patches = Vec::new();
+        let mut slot = |p: Ptr, frame: &mut Vec<usize>| -> usize {
+            let value = match p.base {
+                // Safety: offsets are within the arena lengths the plan computed.
+                Base::Arena => unsafe { arena_ptr.add(p.offset) as usize },
+                Base::IArena => unsafe { iarena_ptr.add(p.offset) as usize },
+                Base::Ext(k) => {
+                    let elem = if plan.exts[k].dtype == DType::I64 { 8 } else { 4 };
+                    patches.push((frame.len(), k, p.offset * elem));
+                    0
+                }
+            };
+            frame.push(value);
+            frame.len() - 1
+        };
+        let mut calls = Vec::new();
+        let mut ops = Vec::new();
+        for instr in &plan.instrs {
+            match instr {
+                Instr::Kernel { kernel, inputs, outputs, rows, cols } => {
+                    let first_in = frame.len();
+                    for &p in inputs {
+                        slot(p, &mut frame);
+                    }
+                    let first_out = frame.len();
+                    for &p in outputs {
+                        slot(p, &mut frame);
+                    }
+                    let (rows, cols) = (*rows, *cols);
+                    if rows * cols > 0 {
+                        calls.push(Call::Kernel {
+                            kernel: *kernel,
+                            inputs: first_in,
+                            outputs: first_out,
+                            rows,
+                            cols,
+                        });
+                    }
+                    continue;
+                }
+                Instr::Gemm { a, b, c, layouts, threads } => ops.push(HostOp::Gemm {
+                    a: slot(*a, &mut frame),
+                    b: slot(*b, &mut frame),
+                    c: slot(*c, &mut frame),
+                    layouts: *layouts,
+                    threads: *threads,
+                }),
+                Instr::OneHot { labels, out, rows, depth } => ops.push(HostOp::OneHot {
+                    labels: slot(*labels, &mut frame),
+                    out: slot(*out, &mut frame),
+                    rows: *rows,
+                    depth: *depth,
+                }),
+                Instr::Fallback { node, operands, out } => {
+                    let operands =
+                        operands.iter().map(|(p, d, s)| (slot(*p, &mut frame), *d, s.clone())).collect();
+                    let out = (slot(out.0, &mut frame), out.1, out.2.clone());
+                    let n = graph.node(*node);
+                    ops.push(HostOp::Fallback { node: *node, span: n.span, op: n.op.clone(), operands, out });
+                }
+                Instr::Norm { grads, max_norm, targets, global } => {
+                    let grads = grads.iter().map(|(p, len)| (slot(*p, &mut frame), *len)).collect();
+                    let hyper = plan.hyper_ext.unwrap_or(0);
+                    let targets = targets
+                        .iter()
+                        .map(|&t| slot(Ptr { base: Base::Ext(hyper), offset: t }, &mut frame))
+                        .collect();
+                    ops.push(HostOp::Norm { grads, max_norm: *max_norm, targets, global: *global });
+                }
+                Instr::Copy { from, to, len } => ops.push(HostOp::Copy {
+                    from: slot(*from, &mut frame),
+                    to: slot(*to, &mut frame),
+                    len: *len,
+                }),
+                Instr::CastI64 { from, to, len } => ops.push(HostOp::CastI64 {
+                    from: slot(*from, &mut frame),
+                    to: slot(*to, &mut frame),
+                    len: *len,
+                }),
+            }
+            calls.push(Call::Host(ops.len() - 1));
+        }
+        for (p, data) in &plan.constants {
+            // Safety: constants were planned inside the arenas, with these lengths.
+            unsafe {
+                match (*data, p.base) {
+                    (ConstData::F32(v, n), Base::Arena) => {
+                        std::slice::from_raw_parts_mut(arena_ptr.add(p.offset), n).fill(v)
+                    }
+                    (ConstData::I64(v, n), Base::IArena) => {
+                        std::slice::from_raw_parts_mut(iarena_ptr.add(p.offset), n).fill(v)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let compiled = compile(&plan.kernels, &calls, want_clif)?;
+        let frame = frame.into_boxed_slice();
+        let host = Box::new(HostCtx { ops, frame: frame.as_ptr(), seed, step: 0, error: None });
+        let ext_outputs = plan
+            .outputs
+            .iter()
+            .map(|(p, d, s)| {
+                matches!(p.base, Base::Ext(_))
+                    .then(|| vec![0.0; if *d == DType::I64 { 0 } else { s.iter().product() }])
+            })
+            .collect();
+        let input_types = graph.inputs.iter().map(|i| i.ty.clone()).collect();
+        Ok(Program {
+            ext_ptrs: vec![0; plan.exts.len()],
+            plan,
+            _arena: arena,
+            _iarena: iarena,
+            arena: arena_ptr,
+            iarena: iarena_ptr,
+            frame,
+            patches,
+            ext_outputs,
+            host,
+            compiled,
+            compile_time: started.elapsed(),
+            input_types,
+        })
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Wall time of `new`: planning memory and compiling with Cranelift.
+    pub fn compile_time(&self) -> Duration {
+        self.compile_time
+    }
+
+    /// The CLIF of the driver and its kernels, if it was asked for.
+    pub fn clif(&self) -> Option<&str> {
+        self.compiled.clif.as_deref()
+    }
+
+    /// Whether this program was specialized for inputs of these shapes.
+    pub fn accepts(&self, inputs: &[Value]) -> bool {
+        inputs.len() == self.plan.input_shapes.len()
+            && inputs.iter().zip(&self.plan.input_shapes).all(|(v, s)| v.shape() == s.as_slice())
+    }
+
+    fn bind(
+        &mut self,
+        k: usize,
+        ptr: usize,
+        len: usize,
+        dtype: DType,
+        writable: bool,
+    ) -> Result<(), RunError> {
+        let info = &self.plan.exts[k];
+        if info.len != len || info.dtype != dtype || (info.written && !writable) {
+            let kind = if k < self.input_types.len() { "input" } else { "parameter" };
+            return Err(RunError::BadArgument {
+                kind,
+                name: info.name.clone(),
+                expected: TensorType::new(info.dtype, Vec::new()),
+                got: format!("{len} {dtype} elements{}", if writable { "" } else { " (read-only)" }),
+            });
+        }
+        self.ext_ptrs[k] = ptr;
+        Ok(())
+    }
+
+    /// Runs the step on `inputs` (the shapes it was specialized for) and `params`.
+    pub fn run(&mut self, inputs: &[Value], params: Params<'_>, step: u64) -> Result<(), RunError> {
+        if !self.accepts(inputs) {
+            return Err(RunError::ArgumentCount {
+                what: "inputs of the specialized shapes",
+                expected: self.plan.input_shapes.len(),
+                got: inputs.len(),
+            });
+        }
+        for (k, v) in inputs.iter().enumerate() {
+            let (ptr, dtype) = match v {
+                Value::F32(a) => (a.as_slice().map(|s| s.as_ptr() as usize), DType::F32),
+                Value::I64(a) => (a.as_slice().map(|s| s.as_ptr() as usize), DType::I64),
+                other => (None, other.dtype()),
+            };
+            let ptr = ptr.ok_or_else(|| RunError::BadArgument {
+                kind: "input",
+                name: self.plan.exts[k].name.clone(),
+                expected: self.input_types[k].clone(),
+                got: format!("a non-contiguous or {dtype} array"),
+            })?;
+            self.bind(k, ptr, v.len(), dtype, false)?;
+        }
+        let ni = inputs.len();
+        match params {
+            Params::Values(values) => {
+                if ni + values.len() != self.plan.exts.len() {
+                    return Err(RunError::ArgumentCount {
+                        what: "parameters",
+                        expected: self.plan.exts.len() - ni,
+                        got: values.len(),
+                    });
+                }
+                for (j, v) in values.iter().enumerate() {
+                    let slice = match v {
+                        Value::F32(a) => a.as_slice(),
+                        _ => None,
+                    };
+                    let Some(slice) = slice else {
+                        return Err(RunError::BadArgument {
+                            kind: "parameter",
+                            name: self.plan.exts[ni + j].name.clone(),
+                            expected: TensorType::new(DType::F32, Vec::new()),
+                            got: format!("a non-contiguous or {} array", v.dtype()),
+                        });
+                    };
+                    self.bind(ni + j, slice.as_ptr() as usize, slice.len(), DType::F32, false)?;
+                }
+            }
+            Params::Train { params, slots, hyper } => {
+                let expected = ni + params.len() + slots.len() + 1;
+                if expected != self.plan.exts.len() {
+                    return Err(RunError::ArgumentCount {
+                        what: "parameters and slots",
+                        expected: self.plan.exts.len() - ni - 1,
+                        got: params.len() + slots.len(),
+                    });
+                }
+                for (j, p) in params.iter_mut().chain(slots.iter_mut()).enumerate() {
+                    self.bind(ni + j, p.as_mut_ptr() as usize, p.len(), DType::F32, true)?;
+                }
+                let last = self.plan.exts.len() - 1;
+                self.bind(last, hyper.as_mut_ptr() as usize, hyper.len(), DType::F32, true)?;
+            }
+        }
+        for &(slot, k, bytes) in &self.patches {
+            self.frame[slot] = self.ext_ptrs[k] + bytes;
+        }
+        self.host.step = step;
+        self.host.error = None;
+        self.host.frame = self.frame.as_ptr();
+        // Safety: every frame slot now points into an arena or into a slice bound above with
+        // the length the plan addresses through it (checked in `bind`); those borrows live
+        // until this function returns, the driver returns before then, and `host` points to
+        // this program's context.
+        let status = unsafe { (self.compiled.driver)(self.frame.as_ptr(), &mut *self.host) };
+        if status != 0 {
+            return Err(self.host.error.take().unwrap_or_else(|| RunError::InvalidGraph {
+                node: crate::ir::NodeId(0),
+                message: "a host call panicked".into(),
+            }));
+        }
+        for (k, (p, _, _)) in self.plan.outputs.iter().enumerate() {
+            if let (Base::Ext(e), Some(buf)) = (p.base, self.ext_outputs[k].as_mut()) {
+                // Safety: the external is still borrowed (see above) and holds `buf.len()`
+                // f32 elements from `offset`, as the plan sized the output.
+                let src = unsafe {
+                    std::slice::from_raw_parts((self.ext_ptrs[e] as *const f32).add(p.offset), buf.len())
+                };
+                buf.copy_from_slice(src);
+            }
+        }
+        Ok(())
+    }
+
+    /// Output `k` of the last run, with its shape.
+    pub fn output(&self, k: usize) -> (OutputRef<'_>, &[usize]) {
+        let (p, dtype, shape) = &self.plan.outputs[k];
+        let len: usize = shape.iter().product();
+        let data = match (p.base, dtype) {
+            (Base::Ext(_), DType::I64) => OutputRef::I64(&[]),
+            (Base::Ext(_), _) => OutputRef::F32(self.ext_outputs[k].as_deref().unwrap_or(&[])),
+            // Safety: the plan placed the output inside the arena with `len` elements; the
+            // arenas live as long as `self`, and no run is in progress while `&self` is held.
+            (Base::IArena, _) => {
+                OutputRef::I64(unsafe { std::slice::from_raw_parts(self.iarena.add(p.offset), len) })
+            }
+            (Base::Arena, _) => {
+                OutputRef::F32(unsafe { std::slice::from_raw_parts(self.arena.add(p.offset), len) })
+            }
+        };
+        (data, shape)
+    }
+
+    /// Output `k` as a value of its declared type (a copy).
+    pub fn output_value(&self, k: usize) -> Value {
+        let (data, shape) = self.output(k);
+        let dims = ndarray::IxDyn(shape);
+        let dtype = self.plan.outputs[k].1;
+        let value = match data {
+            OutputRef::F32(d) => Value::F32(
+                ndarray::ArrayD::from_shape_vec(dims, d.to_vec())
+                    .unwrap_or_else(|_| ndarray::ArrayD::zeros(ndarray::IxDyn(shape))),
+            ),
+            OutputRef::I64(d) => Value::I64(
+                ndarray::ArrayD::from_shape_vec(dims, d.to_vec())
+                    .unwrap_or_else(|_| ndarray::ArrayD::zeros(ndarray::IxDyn(shape))),
+            ),
+        };
+        if dtype == DType::Bool { value.cast(DType::Bool) } else { value }
+    }
+}

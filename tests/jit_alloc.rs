@@ -1,0 +1,141 @@
+//! A compiled training step allocates nothing after the first, except inside the `gemm`
+//! crate: the arenas, the frame and the programs are built once per batch size, and a step
+//! only binds pointers and calls native code. `gemm` 0.19 allocates its packing scratch on
+//! every call and takes no caller buffer, so the test counts, with this binary's own
+//! counting global allocator, the allocations of ten steps and requires them to equal
+//! exactly ten times those of the step's matrix products run alone.
+
+use dnnc::codegen::PlanOptions;
+use dnnc::ops::Value;
+use dnnc::runtime::rng::Rng;
+use dnnc::runtime::train::{JitStepper, ParamStore, TrainStepper, step_graph};
+use ndarray::{ArrayD, IxDyn};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Counts allocations made by every thread.
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// Safety: forwards to the system allocator unchanged; the counter is atomic.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn stepper(path: &str) -> (JitStepper, dnnc::ir::Graph) {
+    let text = std::fs::read_to_string(path).expect("example exists");
+    let mut checked = dnnc::sema::check_source(path, &text);
+    let program = checked.program.take().expect("checked program");
+    let spec = program.trains.iter().find(|t| t.train_graph.is_some()).expect("a train block");
+    let graph = step_graph(spec).expect("step graph");
+    let store = ParamStore::init(spec.train_graph.as_ref().expect("train graph"), 1).expect("init");
+    let opt = dnnc::runtime::optim::OptimizerSpec::from_call("Adam", &[]).expect("Adam");
+    let s = JitStepper::new(&graph, store, opt, 0, PlanOptions::default()).expect("the JIT compiles it");
+    (s, graph)
+}
+
+fn batch(graph: &dnnc::ir::Graph, b: usize, classes: u64) -> Vec<Value> {
+    let mut rng = Rng::new(4);
+    graph
+        .inputs
+        .iter()
+        .map(|i| {
+            let shape: Vec<usize> =
+                i.ty.shape.iter().map(|d| d.as_const().map_or(b, |c| c as usize)).collect();
+            let n = shape.iter().product();
+            match i.ty.dtype {
+                dnnc::shape::DType::I64 => Value::I64(
+                    ArrayD::from_shape_vec(
+                        IxDyn(&shape),
+                        (0..n).map(|_| rng.below(classes) as i64).collect(),
+                    )
+                    .expect("shape"),
+                ),
+                _ => Value::F32(
+                    ArrayD::from_shape_vec(IxDyn(&shape), (0..n).map(|_| rng.uniform() as f32).collect())
+                        .expect("shape"),
+                ),
+            }
+        })
+        .collect()
+}
+
+/// The counter is global: tests take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn assert_steps_do_not_allocate(path: &str, classes: u64) {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut s, graph) = stepper(path);
+    let x = batch(&graph, 32, classes);
+    let mut loss = 0.0;
+    // The first step compiles; the second warms whatever the GEMM caches per thread.
+    for step in 0..2 {
+        loss += s.step(&x, step).expect("step").loss;
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for step in 2..12 {
+        let stats = s.step(&x, step).expect("step");
+        loss += stats.loss + f64::from(stats.predictions[[0, 0]]);
+    }
+    let steps = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert!(loss.is_finite());
+    let gemm = gemm_allocations(s.plans()[0]);
+    assert_eq!(
+        steps,
+        10 * gemm,
+        "{path}: 10 steps allocated {steps} times, their products alone {gemm} each"
+    );
+}
+
+/// Allocations of running every matrix product of `plan` once, on scratch buffers.
+fn gemm_allocations(plan: &dnnc::codegen::Plan) -> usize {
+    use dnnc::codegen::specialize::Instr;
+    use dnnc::kernels::gemm::{BatchLayout, Parallelism, gemm_batched};
+    let span = |l: &BatchLayout| {
+        let m = l.matrix;
+        (l.batch - 1) * l.batch_stride + (m.rows - 1) * m.row_stride + (m.cols - 1) * m.col_stride + 1
+    };
+    let products: Vec<[BatchLayout; 3]> = plan
+        .instrs
+        .iter()
+        .filter_map(|i| match i {
+            Instr::Gemm { layouts, .. } => Some(*layouts),
+            _ => None,
+        })
+        .collect();
+    assert!(!products.is_empty());
+    let buffers: Vec<[Vec<f32>; 3]> =
+        products.iter().map(|l| [0, 1, 2].map(|k| vec![0.5f32; span(&l[k])])).collect();
+    let mut outputs: Vec<Vec<f32>> = buffers.iter().map(|b| b[2].clone()).collect();
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for ((l, b), c) in products.iter().zip(&buffers).zip(outputs.iter_mut()) {
+        gemm_batched(1.0, &b[0], l[0], &b[1], l[1], 0.0, c, l[2], Parallelism::Sequential).expect("product");
+    }
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
+
+#[test]
+fn compiled_mnist_steps_allocate_only_inside_gemm() {
+    assert_steps_do_not_allocate("examples/mnist.dnn", 10);
+}
+
+#[test]
+fn compiled_binary_steps_allocate_only_inside_gemm() {
+    assert_steps_do_not_allocate("examples/binary.dnn", 2);
+}
