@@ -12,8 +12,9 @@
 //! ```
 //! One line per node in arena order; operands as `%N`; attributes in braces after the op
 //! name; the result type after a colon. Frozen (non-trainable) parameters say `state`.
+//! A `scan` node is followed by its body, printed the same way and indented.
 
-use super::Graph;
+use super::{Graph, Op};
 use std::fmt::Write;
 
 pub fn print_graph(g: &Graph) -> String {
@@ -28,6 +29,11 @@ pub fn print_graph(g: &Graph) -> String {
         let n = g.node(id);
         let operands: Vec<String> = n.inputs.iter().map(|i| format!("%{}", i.0)).collect();
         let _ = writeln!(out, "  %{} = {}({}) : {}", id.0, n.op, operands.join(", "), n.ty);
+        if let Op::Scan { body, .. } = &n.op {
+            for line in print_graph(body).lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
     }
     for (name, id) in &g.outputs {
         let _ = writeln!(out, "  return {name} = %{}", id.0);
