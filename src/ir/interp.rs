@@ -148,7 +148,8 @@ fn eval_node(
             let results = match loops.find(graph, id) {
                 Some(results) => results,
                 None => {
-                    let results = ops::eval_scan(&node.op, &operands, &ctx).map_err(kernel_error)?;
+                    let wanted = ScanLoops::stacked_outputs(graph, id);
+                    let results = ops::eval_scan(&node.op, &operands, &ctx, &wanted).map_err(kernel_error)?;
                     loops.done.push((id, results));
                     &loops.done[loops.done.len() - 1].1
                 }
@@ -185,16 +186,36 @@ impl ScanLoops {
     /// The results of the loop node `id` reads, if a node reading the same loop ran it.
     fn find(&self, graph: &Graph, id: NodeId) -> Option<&ops::ScanResults> {
         let node = graph.node(id);
-        let same_loop = |other: &super::Node| match (&node.op, &other.op) {
-            (
-                Op::Scan { body, carries, sequences, reverse, .. },
-                Op::Scan { body: b2, carries: c2, sequences: s2, reverse: r2, .. },
-            ) => {
-                node.inputs == other.inputs && carries == c2 && sequences == s2 && reverse == r2 && body == b2
-            }
-            _ => false,
-        };
-        self.done.iter().find(|(first, _)| same_loop(graph.node(*first))).map(|(_, r)| r)
+        self.done.iter().find(|(first, _)| same_loop(node, graph.node(*first))).map(|(_, r)| r)
+    }
+
+    /// The stacked results that the nodes reading the loop of `id` stand for: only those
+    /// are kept (a stacked accumulator would cost a copy per step).
+    fn stacked_outputs(graph: &Graph, id: NodeId) -> Vec<usize> {
+        let node = graph.node(id);
+        let mut wanted: Vec<usize> = graph
+            .nodes
+            .iter()
+            .filter(|other| same_loop(node, other))
+            .filter_map(|other| match other.op {
+                Op::Scan { output: super::ScanOutput::Stacked(j), .. } => Some(j),
+                _ => None,
+            })
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        wanted
+    }
+}
+
+/// Whether two scan nodes read the same loop (they may differ only in `output`).
+fn same_loop(a: &super::Node, b: &super::Node) -> bool {
+    match (&a.op, &b.op) {
+        (
+            Op::Scan { body, carries, sequences, reverse, .. },
+            Op::Scan { body: b2, carries: c2, sequences: s2, reverse: r2, .. },
+        ) => a.inputs == b.inputs && carries == c2 && sequences == s2 && reverse == r2 && body == b2,
+        _ => false,
     }
 }
 

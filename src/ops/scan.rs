@@ -113,18 +113,19 @@ pub(super) fn infer_scan(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, 
 // ---------------------------------------------------------------------------------------
 // Reference kernel.
 
-/// Every result of one loop: each body output stacked over the steps (indexed by step,
-/// whatever the direction), and the carries after the last step.
+/// The results of one loop: the wanted body outputs stacked over the steps (indexed by
+/// step, whatever the direction; `None` for outputs nobody wanted, which are not kept),
+/// and the carries after the last step.
 #[derive(Clone, Debug)]
 pub struct ScanResults {
-    pub stacked: Vec<Value>,
+    pub stacked: Vec<Option<Value>>,
     pub finals: Vec<Value>,
 }
 
 impl ScanResults {
     pub fn pick(&self, output: ScanOutput) -> Option<&Value> {
         match output {
-            ScanOutput::Stacked(j) => self.stacked.get(j),
+            ScanOutput::Stacked(j) => self.stacked.get(j).and_then(Option::as_ref),
             ScanOutput::Final(j) => self.finals.get(j),
         }
     }
@@ -168,8 +169,14 @@ fn stack_axis1(values: &[Value]) -> Result<Value, KernelError> {
     })
 }
 
-/// Runs the loop of a scan node on its operands and returns every result.
-pub fn eval_all(op: &Op, inputs: &[&Value], ctx: &EvalCtx) -> Result<ScanResults, KernelError> {
+/// Runs the loop of a scan node on its operands and returns its final carries and the
+/// body outputs listed in `wanted`, stacked.
+pub fn eval_all(
+    op: &Op,
+    inputs: &[&Value],
+    ctx: &EvalCtx,
+    wanted: &[usize],
+) -> Result<ScanResults, KernelError> {
     let bad = |got: String| KernelError::BadOperands { op: "scan", got };
     let a = ScanAttrs::of(op).ok_or_else(|| bad("an op that is not a scan".into()))?;
     let (k, m) = (a.carries, a.sequences);
@@ -189,7 +196,7 @@ pub fn eval_all(op: &Op, inputs: &[&Value], ctx: &EvalCtx) -> Result<ScanResults
         .get(1)
         .ok_or_else(|| bad(format!("a sequence of shape {:?}", inputs[k].shape())))?;
     let mut carries: Vec<Value> = inputs[..k].iter().map(|v| (*v).clone()).collect();
-    let mut per_step: Vec<Vec<Value>> = vec![Vec::with_capacity(steps); a.body.outputs.len()];
+    let mut per_step: Vec<Vec<Value>> = vec![Vec::new(); a.body.outputs.len()];
     let order: Vec<usize> = if a.reverse { (0..steps).rev().collect() } else { (0..steps).collect() };
     for &t in &order {
         let mut args = std::mem::take(&mut carries);
@@ -203,21 +210,31 @@ pub fn eval_all(op: &Op, inputs: &[&Value], ctx: &EvalCtx) -> Result<ScanResults
         let outs = crate::ir::run(a.body, &args, &[], &opts)
             .map_err(|e| KernelError::ScanStep { step: t, message: e.to_string() })?;
         carries = outs[..k].to_vec();
-        for (slot, v) in per_step.iter_mut().zip(outs) {
-            slot.push(v);
+        for (j, (slot, v)) in per_step.iter_mut().zip(outs).enumerate() {
+            if wanted.contains(&j) {
+                slot.push(v);
+            }
         }
     }
     if a.reverse {
         per_step.iter_mut().for_each(|s| s.reverse());
     }
-    let stacked = per_step.iter().map(|s| stack_axis1(s)).collect::<Result<_, _>>()?;
+    let stacked = per_step
+        .iter()
+        .enumerate()
+        .map(|(j, s)| if wanted.contains(&j) { stack_axis1(s).map(Some) } else { Ok(None) })
+        .collect::<Result<_, _>>()?;
     Ok(ScanResults { stacked, finals: carries })
 }
 
 /// The result a scan node stands for.
 pub(super) fn eval(op: &Op, inputs: &[&Value], ctx: &EvalCtx) -> Result<Value, KernelError> {
     let output = ScanAttrs::of(op).map(|a| a.output);
-    let all = eval_all(op, inputs, ctx)?;
+    let wanted: Vec<usize> = match output {
+        Some(ScanOutput::Stacked(j)) => vec![j],
+        _ => Vec::new(),
+    };
+    let all = eval_all(op, inputs, ctx, &wanted)?;
     output
         .and_then(|o| all.pick(o).cloned())
         .ok_or(KernelError::BadOperands { op: "scan", got: "a result the body does not have".into() })
