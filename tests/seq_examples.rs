@@ -48,3 +48,24 @@ fn the_simple_rnn_example_learns() {
     let accuracy = last.train_metrics.iter().find(|(n, _)| n == "accuracy").map(|(_, v)| *v).unwrap();
     assert!(accuracy > 0.8, "training accuracy {accuracy}");
 }
+
+#[test]
+fn a_step_that_changes_the_carry_type_is_a_located_error() {
+    let src = "use std::layers::{Dense}
+model M(x: f32[B, 4, 3]) -> f32[B, 1] = {
+    let h = scan(x, zeros([B, 2]), |h, xt| h + xt, last: true)
+    h |> Dense(1)
+}
+train M { data = sequences(samples: 8, steps: 4, features: 3) loss = binary_crossentropy() optimizer = SGD() }";
+    let checked = check_source("bad_scan.dnn", src);
+    let rendered = dnnc::diag::render_plain(&checked.diags, &checked.sources);
+    assert!(checked.program.is_none(), "{rendered}");
+    // `h + xt` broadcasts [B, 2] with [B, 3]: the error is at the `+` inside the closure.
+    assert!(rendered.contains("do not broadcast"), "{rendered}");
+    assert!(rendered.contains("h + xt"), "{rendered}");
+    let src = src.replace("|h, xt| h + xt", "|h, xt| sum(xt, axis: 1, keep: true)");
+    let checked = check_source("bad_scan.dnn", &src);
+    let rendered = dnnc::diag::render_plain(&checked.diags, &checked.sources);
+    assert!(checked.program.is_none(), "{rendered}");
+    assert!(rendered.contains("carry 0 has type f32[B, 2] but the body returns f32[B, 1]"), "{rendered}");
+}
