@@ -49,6 +49,7 @@ pub(super) fn vjp_scan(graph: &mut Graph, node: NodeId, grad_out: NodeId) -> Vjp
 
     // The forward loop again, its input carries as extra outputs: c_t for every step.
     let mut saving = body.clone();
+    saving.name = format!("{}.saving", body.name);
     for j in 0..k {
         let id = saving.ids().find(|&id| saving.node(id).op == Op::Input { index: j });
         let id = id
