@@ -9,13 +9,17 @@
 
 use dnnc::autodiff::{GradCheckOptions, VjpRules, check_gradients, check_gradients_with};
 use dnnc::ir::{
-    BinaryOp, Distribution, Graph, Init, NodeId, Op, Padding, ParamInfo, PoolKind, ReduceOp, UnaryOp,
+    BinaryOp, Distribution, Graph, Init, NodeId, Op, Padding, ParamInfo, PoolKind, ReduceOp, ScanOutput,
+    UnaryOp,
 };
 use dnnc::ops::{self, ShapeError, Value};
 use dnnc::runtime::rng::Rng;
 use dnnc::shape::{DType, Dim, Shape, SymEnv, TensorType};
 use dnnc::source::Span;
 use ndarray::{ArrayD, IxDyn};
+
+#[path = "support/seq_bodies.rs"]
+mod seq_bodies;
 
 fn sp() -> Span {
     Span::dummy()
@@ -188,6 +192,15 @@ fn all_ops() -> Vec<Op> {
         Op::Pool2D { kind: PoolKind::Max, window: [2, 2], stride: [2, 2], padding: Padding::Valid },
         Op::Pool2D { kind: PoolKind::Avg, window: [2, 2], stride: [2, 2], padding: Padding::Valid },
         Op::Pool2DGrad { kind: PoolKind::Avg, window: [2, 2], stride: [2, 2], padding: Padding::Valid },
+        Op::Gather,
+        Op::ScatterAdd,
+        Op::Scan {
+            body: Box::new(seq_bodies::rnn_body()),
+            carries: 1,
+            sequences: 1,
+            reverse: false,
+            output: ScanOutput::Final(0),
+        },
     ];
     ops.extend(unary.map(Op::Unary));
     ops.extend(binary.map(Op::Binary));
@@ -329,6 +342,79 @@ fn cases_for(op: &Op) -> Vec<Case> {
         | Op::Conv2DBackpropFilter { .. }
         | Op::Pool2D { .. }
         | Op::Pool2DGrad { .. } => conv_cases(op),
+        Op::Gather | Op::ScatterAdd | Op::Scan { .. } => sequence_cases(op),
+    }
+}
+
+/// Embedding lookups and scans. Ids are inputs with values in 0..4 (see `input_value`).
+fn sequence_cases(op: &Op) -> Vec<Case> {
+    use Gen::*;
+    use seq_bodies as sb;
+    let name = op.name();
+    match op {
+        Op::Gather => vec![case(name, vec![P("4, 3", &[4, 3], Any)], |g, p| {
+            let ids = g.add_input("ids", sb::i64t("2, 5"), sp());
+            g.add(Op::Gather, &[p[0], ids], None, sp())
+        })],
+        Op::ScatterAdd => vec![case(name, vec![P("B, 5, 3", &[2, 5, 3], Any)], |g, p| {
+            let ids = g.add_input("ids", sb::i64t("B, 5"), sp());
+            g.add(Op::ScatterAdd, &[ids, p[0]], Some(f32t("4, 3")), sp())
+        })],
+        _ => {
+            let rnn = || {
+                vec![
+                    P("B, 3", &[2, 3], Any),
+                    P("B, T, 2", &[2, 4, 2], Any),
+                    P("2, 3", &[2, 3], Any),
+                    P("3, 3", &[3, 3], Any),
+                    P("3", &[3], Any),
+                ]
+            };
+            let two = || {
+                vec![
+                    P("B, 3", &[2, 3], Any),
+                    P("B, 3", &[2, 3], Any),
+                    P("B, T, 2", &[2, 3, 2], Any),
+                    P("2, 3", &[2, 3], Any),
+                    P("3, 3", &[3, 3], Any),
+                ]
+            };
+            vec![
+                case("scan stacked per-step output", rnn(), |g, p| {
+                    sb::scan(g, sb::rnn_body(), 1, 1, false, ScanOutput::Stacked(1), p)
+                }),
+                case("scan final carry", rnn(), |g, p| {
+                    sb::scan(g, sb::rnn_body(), 1, 1, false, ScanOutput::Final(0), p)
+                }),
+                case("scan reversed, stacked carries", rnn(), |g, p| {
+                    sb::scan(g, sb::rnn_body(), 1, 1, true, ScanOutput::Stacked(0), p)
+                }),
+                case("scan with two carries, stacked", two(), |g, p| {
+                    sb::scan(g, sb::two_carry_body(), 2, 1, false, ScanOutput::Stacked(2), p)
+                }),
+                case("scan with two carries, both final", two(), |g, p| {
+                    let h = sb::scan(g, sb::two_carry_body(), 2, 1, false, ScanOutput::Final(0), p)?;
+                    let c = sb::scan(g, sb::two_carry_body(), 2, 1, false, ScanOutput::Final(1), p)?;
+                    g.binary(BinaryOp::Mul, h, c, sp())
+                }),
+                case(
+                    "scan over embedded ids",
+                    vec![P("B, 3", &[2, 3], Any), P("5, 3", &[5, 3], Any), P("3, 3", &[3, 3], Any)],
+                    |g, p| {
+                        let ids = g.add_input("ids", sb::i64t("B, 4"), sp());
+                        sb::scan(
+                            g,
+                            sb::embedding_body(),
+                            1,
+                            1,
+                            false,
+                            ScanOutput::Stacked(0),
+                            &[p[0], ids, p[1], p[2]],
+                        )
+                    },
+                ),
+            ]
+        }
     }
 }
 
@@ -473,6 +559,8 @@ fn family(op: &Op) -> &'static str {
         Op::MatMul => "linalg",
         Op::Conv2D { .. } | Op::Conv2DBackpropInput { .. } | Op::Conv2DBackpropFilter { .. } => "conv",
         Op::Pool2D { .. } | Op::Pool2DGrad { .. } => "pool",
+        Op::Gather | Op::ScatterAdd => "gather",
+        Op::Scan { .. } => "scan",
     }
 }
 
@@ -495,7 +583,7 @@ fn every_op_variant_is_listed_once() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), names.len(), "{names:?}");
-    assert_eq!(names.len(), 16 + 9 + 14 + 6);
+    assert_eq!(names.len(), 19 + 9 + 14 + 6);
 }
 
 #[test]
@@ -531,6 +619,16 @@ fn convolutions_pass_gradient_checks() {
 #[test]
 fn poolings_pass_gradient_checks() {
     check_family("pool");
+}
+
+#[test]
+fn lookups_pass_gradient_checks() {
+    check_family("gather");
+}
+
+#[test]
+fn scans_pass_gradient_checks() {
+    check_family("scan");
 }
 
 /// The registry's rules, except a wrong derivative of tanh: g·y instead of g·(1 − y²).

@@ -6,6 +6,9 @@
 //! argument, never a panic. Only nodes an output depends on are computed, and each value
 //! is dropped after its last use, so memory stays bounded by the live values.
 //!
+//! A `scan` loop runs once for all the nodes that read its results (nodes equal but for
+//! `output`, with the same operands); its results are kept until the run ends.
+//!
 //! With `promote_f64` every f32 value is computed in f64 (f32 arguments are widened and
 //! f64 arrays are accepted where f32 is declared): gradient checks run f32 graphs so.
 
@@ -69,12 +72,13 @@ pub fn run(
         uses[out.index()] += 1;
     }
     let mut slots: Vec<Option<Cow<Value>>> = vec![None; graph.nodes.len()];
+    let mut loops = ScanLoops::default();
     for id in graph.ids().filter(|id| live[id.index()]) {
         let node = graph.node(id);
         let value = match node.op {
             Op::Input { index } => leaf(&args.inputs, index, id, &node.op)?,
             Op::Param { index } => leaf(&args.params, index, id, &node.op)?,
-            _ => Cow::Owned(eval_node(graph, id, &slots, &mut env, opts)?),
+            _ => Cow::Owned(eval_node(graph, id, &slots, &mut env, opts, &mut loops)?),
         };
         if opts.check_finite && !value.all_finite() {
             return Err(RunError::NonFinite { node: id, op: node.op.name().to_string(), span: node.span });
@@ -121,6 +125,7 @@ fn eval_node(
     slots: &[Option<Cow<Value>>],
     env: &mut SymEnv,
     opts: &RunOptions,
+    loops: &mut ScanLoops,
 ) -> Result<Value, RunError> {
     let node = graph.node(id);
     let mut operands = Vec::with_capacity(node.inputs.len());
@@ -137,12 +142,25 @@ fn eval_node(
     let dtype = effective(node.ty.dtype, opts.promote_f64);
     let ctx = EvalCtx { dtype, shape, seed: opts.seed, step: opts.step };
     let op = node.op.name().to_string();
-    let value = ops::eval(&node.op, &operands, &ctx).map_err(|error| RunError::Kernel {
-        node: id,
-        op: op.clone(),
-        span: node.span,
-        error,
-    })?;
+    let kernel_error = |error| RunError::Kernel { node: id, op: op.clone(), span: node.span, error };
+    let value = match &node.op {
+        Op::Scan { output, .. } => {
+            let results = match loops.find(graph, id) {
+                Some(results) => results,
+                None => {
+                    let wanted = ScanLoops::stacked_outputs(graph, id);
+                    let results = ops::eval_scan(&node.op, &operands, &ctx, &wanted).map_err(kernel_error)?;
+                    loops.done.push((id, results));
+                    &loops.done[loops.done.len() - 1].1
+                }
+            };
+            results.pick(*output).cloned().ok_or_else(|| RunError::InvalidGraph {
+                node: id,
+                message: format!("the scan has no result {output:?}"),
+            })?
+        }
+        _ => ops::eval(&node.op, &operands, &ctx).map_err(kernel_error)?,
+    };
     let ty = TensorType::new(dtype, node.ty.shape.clone());
     if value.dtype() != dtype || !matches_type(&ty, value.shape(), env) {
         return Err(RunError::InvalidGraph {
@@ -156,6 +174,49 @@ fn eval_node(
         });
     }
     Ok(value)
+}
+
+/// The scan loops already run, by the first node that read each.
+#[derive(Default)]
+struct ScanLoops {
+    done: Vec<(NodeId, ops::ScanResults)>,
+}
+
+impl ScanLoops {
+    /// The results of the loop node `id` reads, if a node reading the same loop ran it.
+    fn find(&self, graph: &Graph, id: NodeId) -> Option<&ops::ScanResults> {
+        let node = graph.node(id);
+        self.done.iter().find(|(first, _)| same_loop(node, graph.node(*first))).map(|(_, r)| r)
+    }
+
+    /// The stacked results that the nodes reading the loop of `id` stand for: only those
+    /// are kept (a stacked accumulator would cost a copy per step).
+    fn stacked_outputs(graph: &Graph, id: NodeId) -> Vec<usize> {
+        let node = graph.node(id);
+        let mut wanted: Vec<usize> = graph
+            .nodes
+            .iter()
+            .filter(|other| same_loop(node, other))
+            .filter_map(|other| match other.op {
+                Op::Scan { output: super::ScanOutput::Stacked(j), .. } => Some(j),
+                _ => None,
+            })
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        wanted
+    }
+}
+
+/// Whether two scan nodes read the same loop (they may differ only in `output`).
+fn same_loop(a: &super::Node, b: &super::Node) -> bool {
+    match (&a.op, &b.op) {
+        (
+            Op::Scan { body, carries, sequences, reverse, .. },
+            Op::Scan { body: b2, carries: c2, sequences: s2, reverse: r2, .. },
+        ) => a.inputs == b.inputs && carries == c2 && sequences == s2 && reverse == r2 && body == b2,
+        _ => false,
+    }
 }
 
 /// For a reshape whose target has exactly one unbound symbol: binds it from the element

@@ -15,7 +15,7 @@ mod verify;
 
 pub use graph::{Graph, Init, InputInfo, Node, NodeId, ParamInfo};
 pub use interp::{RunError, RunOptions, run};
-pub use op::{BinaryOp, Distribution, Op, Padding, PoolKind, ReduceOp, UnaryOp, fmt_f64};
+pub use op::{BinaryOp, Distribution, Op, Padding, PoolKind, ReduceOp, ScanOutput, UnaryOp, fmt_f64};
 pub use printer::print_graph;
 pub use verify::{VerifyError, verify};
 

@@ -193,6 +193,34 @@ pub enum Op {
         stride: [usize; 2],
         padding: Padding,
     },
+    /// Embedding lookup: `(table [V, ..rest], ids i64[..idx])` to `[..idx, ..rest]`, row
+    /// `ids[i]` of the table at every index `i`. An id outside `0..V` is a kernel error.
+    Gather,
+    /// The gradient of `gather` with respect to its table: `(ids i64[..idx], g [..idx,
+    /// ..rest])` to the table's type `[V, ..rest]` (given as the result type), row `v` the
+    /// sum of the rows of `g` whose id is `v`.
+    ScatterAdd,
+    /// A loop over axis 1 of its sequences with a carried state (see `crate::ops::scan`
+    /// for the body's contract). Operands: `carries` initial carries, `sequences` tensors
+    /// `[B, T, ..]`, then the body's captured tensors. The body runs once per step.
+    Scan {
+        body: Box<super::Graph>,
+        carries: usize,
+        sequences: usize,
+        /// Steps run from `T - 1` down to 0; stacked results stay indexed by step.
+        reverse: bool,
+        output: ScanOutput,
+    },
+}
+
+/// Which result of a scan a `scan` node stands for. Nodes differing only here share one
+/// run of the loop in the interpreter.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ScanOutput {
+    /// Body output `j` of every step, stacked along axis 1: `[B, T, ..]`.
+    Stacked(usize),
+    /// Carry `j` after the last step.
+    Final(usize),
 }
 
 impl Op {
@@ -249,6 +277,9 @@ impl Op {
             Op::Pool2D { kind: PoolKind::Avg, .. } => "avg_pool2d",
             Op::Pool2DGrad { kind: PoolKind::Max, .. } => "max_pool2d_grad",
             Op::Pool2DGrad { kind: PoolKind::Avg, .. } => "avg_pool2d_grad",
+            Op::Gather => "gather",
+            Op::ScatterAdd => "scatter_add",
+            Op::Scan { .. } => "scan",
         }
     }
 
@@ -282,6 +313,18 @@ impl fmt::Display for Op {
             }
             Op::Pool2D { window, stride, padding, .. } | Op::Pool2DGrad { window, stride, padding, .. } => {
                 write!(f, "{{window={window:?}, stride={stride:?}, padding={}}}", padding.name())
+            }
+            Op::Scan { body, carries, sequences, reverse, output } => {
+                let output = match output {
+                    ScanOutput::Stacked(j) => format!("stacked={j}"),
+                    ScanOutput::Final(j) => format!("final={j}"),
+                };
+                let reverse = if *reverse { ", reverse" } else { "" };
+                write!(
+                    f,
+                    "{{body={}, carries={carries}, sequences={sequences}{reverse}, {output}}}",
+                    body.name
+                )
             }
             _ => Ok(()),
         }

@@ -12,8 +12,10 @@
 //! ```
 //! One line per node in arena order; operands as `%N`; attributes in braces after the op
 //! name; the result type after a colon. Frozen (non-trainable) parameters say `state`.
+//! A `scan` node is followed by its body, printed the same way and indented, the first
+//! time that body appears (nodes reading other results of the same loop share it).
 
-use super::Graph;
+use super::{Graph, Op};
 use std::fmt::Write;
 
 pub fn print_graph(g: &Graph) -> String {
@@ -24,10 +26,19 @@ pub fn print_graph(g: &Graph) -> String {
         let kind = if p.trainable { "param" } else { "state" };
         let _ = writeln!(out, "  {kind} %p{i} {}: {} = {}", p.name, p.ty, p.init.name());
     }
+    let mut bodies: Vec<&Graph> = Vec::new();
     for id in g.ids() {
         let n = g.node(id);
         let operands: Vec<String> = n.inputs.iter().map(|i| format!("%{}", i.0)).collect();
         let _ = writeln!(out, "  %{} = {}({}) : {}", id.0, n.op, operands.join(", "), n.ty);
+        if let Op::Scan { body, .. } = &n.op
+            && !bodies.contains(&body.as_ref())
+        {
+            bodies.push(body);
+            for line in print_graph(body).lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
     }
     for (name, id) in &g.outputs {
         let _ = writeln!(out, "  return {name} = %{}", id.0);

@@ -43,6 +43,11 @@ pub enum KernelError {
     Reshape { from: Vec<usize>, to: Vec<usize> },
     #[error("`{op}`: axis {axis} is out of range for rank {rank}")]
     Axis { op: &'static str, axis: usize, rank: usize },
+    #[error("`{op}`: id {id} is out of range for a table of {rows} rows")]
+    IdOutOfRange { op: &'static str, id: i64, rows: usize },
+    /// A scan body failed at one step.
+    #[error("`scan` step {step}: {message}")]
+    ScanStep { step: usize, message: String },
 }
 
 /// The error for operand element types a kernel does not accept.

@@ -12,6 +12,8 @@
 //! | linear algebra| `linalg.rs`      | matmul |
 //! | convolution   | `conv.rs`        | conv2d, conv2d_backprop_input, conv2d_backprop_filter |
 //! | pooling       | `pool.rs`        | pool2d (max, avg), pool2d_grad |
+//! | lookup        | `gather.rs`      | gather, scatter_add |
+//! | recurrence    | `scan.rs`, `scan_vjp.rs` | scan |
 //!
 //! `window.rs` holds the sliding-window geometry (output sizes, padding) that convolution
 //! and pooling share.
@@ -21,17 +23,21 @@
 
 mod conv;
 mod elementwise;
+mod gather;
 mod kernel;
 mod layout;
 mod leaf;
 mod linalg;
 mod pool;
 mod reduce;
+mod scan;
+mod scan_vjp;
 mod value;
 mod window;
 
 pub use kernel::{EvalCtx, KernelError, broadcast_dims};
 pub use layout::same_numel;
+pub use scan::{ScanResults, eval_all as eval_scan};
 pub use value::{Element, Float, Int, Value};
 pub use window::{AxisWindow, Window2D, window_span};
 
@@ -68,6 +74,8 @@ pub enum ShapeError {
     Window { op: &'static str, input: TensorType, reason: String },
     /// A `valid` convolution or pooling window spans more than its input along `axis`.
     WindowTooLarge { op: &'static str, input: TensorType, axis: usize, window: usize },
+    /// A scan whose operands or body break the body's contract (see `ops::scan`).
+    Scan { reason: String },
     /// A derivative that no rule provides.
     NotDifferentiable { op: &'static str, reason: &'static str },
 }
@@ -115,6 +123,7 @@ impl fmt::Display for ShapeError {
                 input.shape[*axis],
                 if *axis == 1 { "rows" } else { "columns" }
             ),
+            ShapeError::Scan { reason } => write!(f, "`scan`: {reason}"),
             ShapeError::NotDifferentiable { op, reason } => write!(f, "`{op}`: {reason}"),
         }
     }
@@ -169,6 +178,9 @@ pub fn infer(op: &Op, inputs: &[&TensorType], target: Option<&TensorType>) -> Re
             inputs[1],
             pool::PoolAttrs { kind: *kind, window: *window, stride: *stride, padding: *padding },
         ),
+        Op::Gather => gather::infer_gather(inputs[0], inputs[1]),
+        Op::ScatterAdd => gather::infer_scatter_add(inputs[0], inputs[1], target),
+        Op::Scan { .. } => scan::infer_scan(op, inputs),
     }
 }
 
@@ -205,6 +217,9 @@ pub fn eval(op: &Op, inputs: &[&Value], ctx: &EvalCtx) -> Result<Value, KernelEr
         }
         Op::Pool2D { .. } => pool::eval_pool(op, inputs[0]),
         Op::Pool2DGrad { .. } => pool::eval_pool_grad(op, inputs[0], inputs[1]),
+        Op::Gather => gather::eval_gather(inputs[0], inputs[1]),
+        Op::ScatterAdd => gather::eval_scatter_add(inputs[0], inputs[1], ctx.target_shape("scatter_add")?),
+        Op::Scan { .. } => scan::eval(op, inputs, ctx),
     }
 }
 
@@ -247,6 +262,9 @@ pub fn vjp(graph: &mut Graph, node: NodeId, grad_out: NodeId) -> Vjp {
             let attrs = pool::PoolAttrs { kind: *kind, window: *window, stride: *stride, padding: *padding };
             pool::vjp_pool_grad(graph, node, attrs, grad_out)?
         }
+        Op::Gather => gather::vjp_gather(graph, node, grad_out)?,
+        Op::ScatterAdd => gather::vjp_scatter_add(graph, node, grad_out)?,
+        Op::Scan { .. } => scan_vjp::vjp_scan(graph, node, grad_out)?,
     };
     // An operand that is not a float carries no gradient, whatever the rule built.
     for (grad, operand) in grads.iter_mut().zip(&operands) {
@@ -276,8 +294,11 @@ pub fn arity(op: &Op) -> usize {
         | Op::Conv2D { .. }
         | Op::Conv2DBackpropInput { .. }
         | Op::Conv2DBackpropFilter { .. }
-        | Op::Pool2DGrad { .. } => 2,
+        | Op::Pool2DGrad { .. }
+        | Op::Gather
+        | Op::ScatterAdd => 2,
         Op::Select => 3,
+        Op::Scan { body, .. } => body.inputs.len(),
     }
 }
 

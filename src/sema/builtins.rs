@@ -3,6 +3,7 @@
 //! Everything higher-level is written in `.dnn` in the standard library.
 
 mod nn;
+mod seq;
 
 use super::calls::ArgVal;
 use super::lower::{Ctx, Lowered, Lowerer, Reported};
@@ -69,6 +70,8 @@ builtins! {
     MaxPool2d = "max_pool2d" ("x", "window", "stride", "padding") required 2;
     AvgPool2d = "avg_pool2d" ("x", "window", "stride", "padding") required 2;
     UpdateState = "update_state" ("state", "value") required 2;
+    Gather = "gather" ("table", "ids") required 2;
+    Scan = "scan" ("xs", "init", "step", "last") required 3;
 }
 
 /// Names that denote values rather than functions.
@@ -357,6 +360,8 @@ pub fn call(lw: &mut Lowerer, _ctx: &mut Ctx, b: Builtin, args: Vec<ArgVal>, spa
         Builtin::MaxPool2d => nn::pool(lw, PoolKind::Max, a, span),
         Builtin::AvgPool2d => nn::pool(lw, PoolKind::Avg, a, span),
         Builtin::UpdateState => nn::update_state(lw, a),
+        Builtin::Gather => seq::gather(lw, a, span),
+        Builtin::Scan => seq::scan(lw, a, span),
         Builtin::RandomUniform | Builtin::RandomNormal => {
             let (p, ps) = a.take(0);
             let (q, qs) = a.take(1);

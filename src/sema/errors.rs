@@ -81,7 +81,7 @@ pub fn shape_error(e: &ShapeError, span: Span, operand_spans: &[Span], types: &[
                 .with_help("use `padding: \"same\"` or a smaller window")
         }
         ShapeError::NotDifferentiable { .. } => Diag::error(Code::E0301, e.to_string(), span, "here"),
-        ShapeError::Arity { .. } | ShapeError::MissingTarget { .. } => {
+        ShapeError::Arity { .. } | ShapeError::MissingTarget { .. } | ShapeError::Scan { .. } => {
             Diag::error(Code::E0208, e.to_string(), span, "invalid operation")
         }
     };

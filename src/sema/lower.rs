@@ -195,12 +195,14 @@ impl<'a> Lowerer<'a> {
                     "unknown field",
                 )))
             }
-            ExprKind::Closure { .. } => Err(self.report(Diag::error(
-                Code::E0108,
-                "a closure can only be passed to `scan`",
-                e.span,
-                "closure used as a value",
-            ))),
+            ExprKind::Closure { params, body } => {
+                Ok(Value::Closure(std::rc::Rc::new(super::value::Closure {
+                    params: params.clone(),
+                    body: (**body).clone(),
+                    ctx: ctx.clone(),
+                    span: e.span,
+                })))
+            }
         }
     }
 

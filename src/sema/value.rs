@@ -33,6 +33,23 @@ pub enum Value {
     /// A layer instance, created by calling a layer's constructor.
     Instance(InstanceId),
     Init(Init),
+    /// A closure `|a, b| body` with the scope it was written in; only `scan` calls one.
+    Closure(std::rc::Rc<Closure>),
+}
+
+/// A closure value: its parameters, its body and the bindings it captured.
+pub struct Closure {
+    pub params: Vec<crate::syntax::ast::Ident>,
+    pub body: crate::syntax::ast::Expr,
+    pub ctx: super::lower::Ctx,
+    pub span: Span,
+}
+
+impl std::fmt::Debug for Closure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
+        write!(f, "|{}| ..", names.join(", "))
+    }
 }
 
 /// A runtime object named in a `train` block (data source, optimizer, metric), checked
@@ -89,6 +106,7 @@ impl Value {
             Value::Func { .. } => "a function",
             Value::Instance(_) => "a layer instance",
             Value::Init(_) => "an initializer",
+            Value::Closure(_) => "a closure",
         }
     }
 
