@@ -128,6 +128,7 @@ fn main() {
         data_dir: data,
         epochs: Some(epochs),
         interactive: Some(false),
+        threads: Some(threads),
         backend: Some(backend),
         ..Default::default()
     };
