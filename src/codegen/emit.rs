@@ -199,10 +199,11 @@ impl Emitter<'_, '_> {
         let inputs: Vec<Option<Value>> =
             (0..self.spec.inputs.len()).map(|i| self.load_input(i, at, width, offset)).collect();
         let spec = self.spec;
+        let mut memo = Vec::new();
         spec.exprs()
             .iter()
             .map(|e| {
-                let v: Lv = self.vx.lower(e, &inputs);
+                let v: Lv = self.vx.lower(e, &inputs, &mut memo);
                 self.vx.num(v)
             })
             .collect()

@@ -11,6 +11,9 @@ use crate::ir::{BinaryOp, UnaryOp};
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, Value};
 
+/// Subexpressions lowered so far in one chunk, with their values.
+pub(crate) type Memo<'e> = Vec<(&'e KernelExpr, Lv)>;
+
 /// A lowered value: a number (f32x4) or a mask (i32x4).
 #[derive(Copy, Clone, Debug)]
 pub(crate) enum Lv {
@@ -38,8 +41,21 @@ impl Vx<'_, '_> {
     }
 
     /// Lowers `e`, reading input `i` as the f32x4 `inputs[i]` (every index `e` uses must be
-    /// `Some`: the caller loads exactly the inputs the expression reads).
-    pub fn lower(&mut self, e: &KernelExpr, inputs: &[Option<Value>]) -> Lv {
+    /// `Some`: the caller loads exactly the inputs the expression reads). `memo` holds the
+    /// subexpressions already lowered for this chunk: an equal subexpression (fused
+    /// producers inlined into several outputs repeat them) reuses their value.
+    pub fn lower<'e>(&mut self, e: &'e KernelExpr, inputs: &[Option<Value>], memo: &mut Memo<'e>) -> Lv {
+        if let Some((_, v)) = memo.iter().find(|(k, _)| *k == e) {
+            return *v;
+        }
+        let v = self.lower_new(e, inputs, memo);
+        if !matches!(e, KernelExpr::Input(_) | KernelExpr::Const(_)) {
+            memo.push((e, v));
+        }
+        v
+    }
+
+    fn lower_new<'e>(&mut self, e: &'e KernelExpr, inputs: &[Option<Value>], memo: &mut Memo<'e>) -> Lv {
         match e {
             KernelExpr::Input(i) => match inputs.get(*i).copied().flatten() {
                 Some(v) => Lv::Num(v),
@@ -47,19 +63,19 @@ impl Vx<'_, '_> {
             },
             KernelExpr::Const(c) => Lv::Num(self.f(*c)),
             KernelExpr::Unary(op, x) => {
-                let x = self.lower(x, inputs);
+                let x = self.lower(x, inputs, memo);
                 self.unary(*op, x)
             }
             KernelExpr::Binary(op, a, b) => {
-                if let Some(v) = self.contracted(*op, a, b, inputs) {
+                if let Some(v) = self.contracted(*op, a, b, inputs, memo) {
                     return Lv::Num(v);
                 }
-                let (a, b) = (self.lower(a, inputs), self.lower(b, inputs));
+                let (a, b) = (self.lower(a, inputs, memo), self.lower(b, inputs, memo));
                 self.binary(*op, a, b, e)
             }
             KernelExpr::Select(c, a, b) => {
-                let c = self.lower(c, inputs);
-                let (a, b) = (self.lower(a, inputs), self.lower(b, inputs));
+                let c = self.lower(c, inputs, memo);
+                let (a, b) = (self.lower(a, inputs, memo), self.lower(b, inputs, memo));
                 let m = self.mask(c);
                 match (a, b) {
                     (Lv::Mask(a), Lv::Mask(b)) => Lv::Mask(self.b.ins().bitselect(m, a, b)),
@@ -73,12 +89,13 @@ impl Vx<'_, '_> {
     }
 
     /// `a ± x·y` and `x·y ± b` as one fused multiply-add, when the target has FMA.
-    fn contracted(
+    fn contracted<'e>(
         &mut self,
         op: BinaryOp,
-        a: &KernelExpr,
-        b: &KernelExpr,
+        a: &'e KernelExpr,
+        b: &'e KernelExpr,
         inputs: &[Option<Value>],
+        memo: &mut Memo<'e>,
     ) -> Option<Value> {
         if !self.fma || !matches!(op, BinaryOp::Add | BinaryOp::Sub) {
             return None;
@@ -89,9 +106,9 @@ impl Vx<'_, '_> {
             let (x, y) = b.as_product()?;
             (x, y, a, op == BinaryOp::Sub)
         };
-        let x = self.lower(x, inputs);
-        let y = self.lower(y, inputs);
-        let addend = self.lower(addend, inputs);
+        let x = self.lower(x, inputs, memo);
+        let y = self.lower(y, inputs, memo);
+        let addend = self.lower(addend, inputs, memo);
         let (mut x, y, mut addend) = (self.num(x), self.num(y), self.num(addend));
         if negate_product {
             x = self.b.ins().fneg(x);

@@ -31,9 +31,19 @@ pub enum BackendKind {
 
 /// Prepares a graph for the chosen back end.
 pub fn prepare(kind: BackendKind, graph: &Graph, seed: u64) -> Box<dyn Executable> {
+    prepare_with(kind, graph, seed, PlanOptions::default())
+}
+
+/// Prepares a graph for the chosen back end with the JIT's options (threads).
+pub fn prepare_with(
+    kind: BackendKind,
+    graph: &Graph,
+    seed: u64,
+    options: PlanOptions,
+) -> Box<dyn Executable> {
     match kind {
         BackendKind::Interp => Box::new(Interpreted { graph: graph.clone(), seed }),
-        BackendKind::Jit => Box::new(JitExecutable::new(graph, seed, PlanOptions::default())),
+        BackendKind::Jit => Box::new(JitExecutable::new(graph, seed, options)),
     }
 }
 
@@ -59,11 +69,12 @@ pub fn make_stepper(
     store: ParamStore,
     spec: OptimizerSpec,
     seed: u64,
+    options: PlanOptions,
 ) -> Result<Box<dyn TrainStepper>, TrainError> {
     match kind {
         BackendKind::Interp => Ok(Box::new(InterpStepper::new(graph, store, spec, seed)?)),
         BackendKind::Jit => {
-            match JitStepper::new(graph, store.clone(), spec.clone(), seed, PlanOptions::default()) {
+            match JitStepper::new(graph, store.clone(), spec.clone(), seed, options) {
                 Ok(s) => Ok(Box::new(s)),
                 // A graph the JIT cannot schedule trains on the interpreter.
                 Err(_) => Ok(Box::new(InterpStepper::new(graph, store, spec, seed)?)),

@@ -1,6 +1,6 @@
 //! Evaluation: loss and metrics of a model over a dataset, and predictions.
 
-use super::backend::{Executable, prepare};
+use super::backend::{Executable, prepare_with};
 use super::params::ParamStore;
 use super::{RunConfig, TrainError, run_error, sources};
 use crate::ir::Graph;
@@ -164,7 +164,7 @@ pub fn evaluate_block(
     let dirs = DataDirs::from_env(cfg.data_dir.as_deref());
     let data = sources::load(&spec.data, &dirs, cfg.limit)?;
     let mut metrics = make_metrics(spec, &spec.metrics)?;
-    let mut exe = prepare(cfg.backend.unwrap_or_default(), &spec.eval_graph, 0);
+    let mut exe = prepare_with(cfg.backend.unwrap_or_default(), &spec.eval_graph, 0, cfg.plan_options());
     let batch = cfg.batch.unwrap_or(spec.settings.batch);
     let report = run_eval(exe.as_mut(), &spec.eval_graph, &store, &data, batch, &mut metrics)?;
     writeln!(out, "Evaluate {} on {} ({} samples)", spec.model, data.name, report.samples)?;
@@ -197,7 +197,7 @@ pub fn predict(
     let store = eval_params(spec, trained, cfg)?;
     let dirs = DataDirs::from_env(cfg.data_dir.as_deref());
     let data = sources::load(&spec.data, &dirs, Some(count))?;
-    let mut exe = prepare(cfg.backend.unwrap_or_default(), &spec.eval_graph, 0);
+    let mut exe = prepare_with(cfg.backend.unwrap_or_default(), &spec.eval_graph, 0, cfg.plan_options());
     let graph = &spec.eval_graph;
     let params = store.values_for(graph)?;
     let out_i = graph

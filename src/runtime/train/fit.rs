@@ -1,6 +1,6 @@
 //! The training loop of a `train` block (Keras' `fit`).
 
-use super::backend::{make_stepper, prepare};
+use super::backend::{make_stepper, prepare_with};
 use super::evaluate::{batch_values, labels, make_metrics, run_eval};
 use super::params::ParamStore;
 use super::{RunConfig, TrainError, sources};
@@ -111,13 +111,13 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
 
     let (train, val) = datasets(spec, cfg)?;
     let graph = step_graph(spec)?;
-    let mut eval_exe = prepare(backend, &spec.eval_graph, seed);
+    let mut eval_exe = prepare_with(backend, &spec.eval_graph, seed, cfg.plan_options());
     let store = ParamStore::init(train_graph, seed)?;
     let trainable_count = store.trainable_count();
     let ospec = optimizer_spec(spec, cfg)?;
     let opt_name = ospec.name.clone();
     let schedule = lr_schedule(spec, ospec.lr)?;
-    let mut stepper = make_stepper(backend, &graph, store, ospec, seed)?;
+    let mut stepper = make_stepper(backend, &graph, store, ospec, seed, cfg.plan_options())?;
 
     let batcher = Batcher::new(train.clone(), batch, seed)?;
     let batcher = if spec.settings.shuffle { batcher } else { batcher.without_shuffle() };

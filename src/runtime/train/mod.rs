@@ -14,7 +14,7 @@ mod params;
 mod sources;
 mod stepper;
 
-pub use backend::{BackendKind, Executable, make_stepper, prepare};
+pub use backend::{BackendKind, Executable, make_stepper, prepare, prepare_with};
 pub use evaluate::{EvalReport, evaluate_block, predict};
 pub use fit::{FitReport, fit, step_graph};
 pub use jit::{JitExecutable, JitStepper, print_clif, print_fused};
@@ -48,6 +48,19 @@ pub struct RunConfig {
     /// Show a live progress bar (`None`: when stdout is a terminal).
     pub interactive: Option<bool>,
     pub backend: Option<BackendKind>,
+    /// Threads the JIT may give a large matrix product (default 1).
+    pub threads: Option<usize>,
+}
+
+impl RunConfig {
+    /// The JIT's options for this run.
+    pub fn plan_options(&self) -> crate::codegen::PlanOptions {
+        let mut options = crate::codegen::PlanOptions::default();
+        if let Some(t) = self.threads {
+            options.threads = t.max(1);
+        }
+        options
+    }
 }
 
 /// Why a run stopped.
