@@ -34,6 +34,8 @@ while [ $# -gt 0 ]; do
 done
 mkdir -p "$(dirname "$OUT")"
 : > "$OUT"
+# Waits (at most $QUIET_WAIT s) for other processes to leave the CPU before each framework.
+quiet() { python3 "$PEERS_DIR/wait_quiet.py" --max-wait "${QUIET_WAIT:-120}" 2>/dev/null | tail -1; }
 
 if [ "$SETUP" = 1 ]; then
   python3 -m venv "$VENV" || exit 1
@@ -44,6 +46,7 @@ fi
 
 echo "=== dnnc (JIT)"
 (cd "$ROOT" && cargo build --release --example mnist_report 2>&1 | tail -1)
+quiet
 (cd "$ROOT" && /usr/bin/time -f "dnnc max RSS %M KiB" target/release/examples/mnist_report --data "$DATA" --epochs "$EPOCHS") \
   2>&1 | tee /dev/stderr | grep '^RESULT ' | sed 's/^RESULT //' >> "$OUT"
 
@@ -53,6 +56,7 @@ if [ "$SKIP_PEERS" = 0 ]; then
     echo "no peer environment at $VENV: run with --setup once (or --skip-peers)" >&2
   else
     run_peer() {  # run_peer SCRIPT ARGS...
+      quiet
       echo "=== $*"
       "$PY" "$PEERS_DIR/$1" "${@:2}" --bench B1,B5 --epochs "$EPOCHS" --data "$DATA" --out "$OUT" --tag side-by-side 2>&1 \
         | grep -vE "oneDNN custom operations|absl::InitializeLog|^\s*$" | tail -3
