@@ -1,4 +1,4 @@
-//! GFLOP/s of `dnnc::kernels::gemm` against ndarray's `dot` (matrixmultiply) on the shapes of
+//! GFLOP/s of `dnnc::kernels::gemm` against the `gemm` crate and ndarray's `dot` (matrixmultiply) on the shapes of
 //! the MNIST MLP (784-128-64-10, batch 32), a weight gradient (Aᵀ·B), a batch-1000 layer
 //! and 1024², one and two threads for the big ones. Criterion's throughput in elements per
 //! second is FLOP per second here (2·m·n·k per product).
@@ -21,6 +21,7 @@ struct Case {
 }
 
 const CASES: &[Case] = &[
+    Case { name: "1x784*784x128", m: 1, k: 784, n: 128, a_transposed: false, two_threads: false },
     Case { name: "32x784*784x128", m: 32, k: 784, n: 128, a_transposed: false, two_threads: false },
     Case { name: "32x128*128x64", m: 32, k: 128, n: 64, a_transposed: false, two_threads: false },
     Case { name: "32x64*64x10", m: 32, k: 64, n: 10, a_transposed: false, two_threads: false },
@@ -66,6 +67,37 @@ fn bench_gemm(c: &mut Criterion) {
                 })
             });
         }
+        group.bench_function("gemm crate 1t", |bencher| {
+            bencher.iter(|| {
+                // Safety: A, B and `out` hold m×k, k×n (or k×m read transposed) and m×n
+                // floats, row-major, as the strides below say; `out` is not aliased.
+                unsafe {
+                    let (a_cs, a_rs) = if case.a_transposed { (m as isize, 1) } else { (1, k as isize) };
+                    gemm::gemm(
+                        m,
+                        n,
+                        k,
+                        out.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        a_slice.as_ptr(),
+                        a_cs,
+                        a_rs,
+                        b_slice.as_ptr(),
+                        1,
+                        n as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+                black_box(&out);
+            })
+        });
         group.bench_function("ndarray dot 1t", |bencher| {
             bencher.iter(|| {
                 let product = if case.a_transposed { a.t().dot(&b) } else { a.dot(&b) };

@@ -1,4 +1,5 @@
-//! A safe f32 matrix product over the `gemm` crate: `C = alpha·A·B + beta·C`.
+//! A safe f32 matrix product, `C = alpha·A·B + beta·C`: the views and their checks here,
+//! the blocked loops in `gemm_blocked.rs`, the register kernel in `gemm_micro.rs`.
 //!
 //! Every operand is a strided view: element `(i, j)` of a view lives at
 //! `data[i·row_stride + j·col_stride]`, so a transposed operand is the same buffer with its
@@ -7,9 +8,9 @@
 //! strides fit in `isize`, and an output view never addresses one element twice (so writes
 //! cannot race or alias). Input views may use zero strides (a broadcast row or column).
 //!
-//! `gemm` itself scales its arguments the other way round (`dst = alpha·dst + beta·lhs·rhs`);
-//! this module speaks BLAS: `beta = 0` means C is write-only and NaNs already in it vanish.
+//! The arguments are BLAS's: `beta = 0` means C is write-only and NaNs already in it vanish.
 
+use super::gemm_blocked::Operands;
 use thiserror::Error;
 
 /// An error in the operands of a matrix product.
@@ -56,10 +57,11 @@ pub enum Parallelism {
 }
 
 impl Parallelism {
-    fn to_gemm(self) -> gemm::Parallelism {
+    fn threads(self) -> usize {
         match self {
-            Parallelism::Sequential | Parallelism::Rayon(1) => gemm::Parallelism::None,
-            Parallelism::Rayon(n) => gemm::Parallelism::Rayon(n),
+            Parallelism::Sequential => 1,
+            Parallelism::Rayon(0) => rayon::current_num_threads(),
+            Parallelism::Rayon(n) => n,
         }
     }
 }
@@ -226,7 +228,7 @@ pub fn gemm(
     Ok(())
 }
 
-/// Calls the `gemm` crate on views whose lengths, strides and shapes were validated.
+/// Runs the blocked product on views whose lengths, strides and shapes were validated.
 #[allow(clippy::too_many_arguments)]
 fn gemm_unchecked_shapes(
     alpha: f32,
@@ -239,37 +241,8 @@ fn gemm_unchecked_shapes(
     cl: Layout,
     parallelism: Parallelism,
 ) {
-    let (m, k, n) = (al.rows, al.cols, bl.cols);
-    if m == 0 || n == 0 {
-        return;
-    }
-    // Safety: the layouts were checked against the slice lengths (every addressed offset is
-    // below the slice length and fits in isize), the output layout is injective, and `c` is
-    // borrowed mutably so no input can alias it. `gemm` reads A, B (and C when `read_dst`)
-    // and writes only C through these pointers, for the duration of this call.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            cl.col_stride as isize,
-            cl.row_stride as isize,
-            beta != 0.0,
-            a.as_ptr(),
-            al.col_stride as isize,
-            al.row_stride as isize,
-            b.as_ptr(),
-            bl.col_stride as isize,
-            bl.row_stride as isize,
-            beta,
-            alpha,
-            false,
-            false,
-            false,
-            parallelism.to_gemm(),
-        );
-    }
+    let ops = Operands { alpha, beta, a, al, b, bl, cl };
+    super::gemm_blocked::product(ops, c, parallelism.threads());
 }
 
 /// A stack of `batch` matrices sharing one layout, matrix `i` starting at `i·batch_stride`.

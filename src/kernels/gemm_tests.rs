@@ -61,6 +61,9 @@ fn check_close(got: f32, want: f64, k: usize, what: &str) {
 fn matches_naive_on_random_shapes_and_transposes() {
     let mut rng = Rng::new(7);
     let mut shapes = vec![(1, 1, 1), (1, 1, 0), (0, 3, 2), (3, 0, 2), (2, 3, 1), (5, 7, 3), (17, 13, 67)];
+    // Across the blocking: more than MC = 96 rows, NC = 256 packed columns and KC = 256
+    // steps, ragged panels, and the skinny batch-1 product.
+    shapes.extend([(97, 257, 300), (13, 35, 513), (1, 130, 784), (40, 33, 1)]);
     for _ in 0..20 {
         shapes.push((1 + rng.below(40) as usize, 1 + rng.below(40) as usize, rng.below(70) as usize));
     }
@@ -74,7 +77,8 @@ fn matches_naive_on_random_shapes_and_transposes() {
             let mut c = random_vec(&mut rng, buffer_len(cl));
             let (alpha, beta) = [(1.0, 0.0), (0.5, 1.0), (-2.0, 0.25)][variant % 3];
             let want = naive(alpha, &a, al, &b, bl, beta, &c, cl);
-            let par = if variant == 5 { Parallelism::Rayon(2) } else { Parallelism::Sequential };
+            let par =
+                if variant == 5 || variant == 2 { Parallelism::Rayon(2) } else { Parallelism::Sequential };
             gemm(
                 alpha,
                 MatRef::new(&a, al).unwrap(),

@@ -1,0 +1,254 @@
+//! The cache-blocked matrix product behind `gemm.rs`: `C = alpha·A·B + beta·C` on views
+//! that `gemm.rs` already checked (lengths, strides, an injective C).
+//!
+//! The loops are the classic ones (Goto and van de Geijn): the depth is cut into blocks
+//! of `KC` steps; for each, B is read in panels of 16 columns and A packed in panels of 6
+//! rows, `MC` rows at a time, and the 6 × 16 kernel of `gemm_micro.rs` runs over every pair
+//! of panels. B is packed into zero-padded panels, except in a skinny product (at most 6
+//! rows of A) whose contiguous B rows are read where they lie, as each is used once. The packing buffers are one workspace per thread, allocated on its
+//! first product and reused afterwards, so a training step's products allocate nothing once
+//! warm. Parallel products split C along its outer axis into disjoint blocks.
+
+use super::gemm::Layout;
+use super::gemm_micro::{MR, NR, Tile, kernel, row_times_matrix};
+use std::cell::RefCell;
+
+/// Depth of one block: an A panel (6 × 256) and a B panel (256 × 16) stay in L1.
+const KC: usize = 256;
+/// Rows of A packed at once (16 panels, 96 KiB): they stay in L2 while B panels stream.
+const MC: usize = 96;
+/// Columns of B packed at once when it must be packed (256 KiB, half of L2).
+const NC: usize = 256;
+
+/// Packing buffers of one thread.
+struct Workspace {
+    a: Vec<f32>,
+    b: Vec<f32>,
+}
+
+impl Workspace {
+    fn new() -> Workspace {
+        Workspace { a: vec![0.0; MC * KC], b: vec![0.0; KC * NC] }
+    }
+}
+
+thread_local! {
+    static WORKSPACE: RefCell<Option<Workspace>> = const { RefCell::new(None) };
+}
+
+/// A checked product's operands.
+#[derive(Copy, Clone)]
+pub(crate) struct Operands<'a> {
+    pub alpha: f32,
+    pub beta: f32,
+    pub a: &'a [f32],
+    pub al: Layout,
+    pub b: &'a [f32],
+    pub bl: Layout,
+    pub cl: Layout,
+}
+
+/// Runs the product on up to `threads` threads of rayon's pool.
+pub(crate) fn product(ops: Operands<'_>, c: &mut [f32], threads: usize) {
+    let (m, n) = (ops.cl.rows, ops.cl.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if threads >= 2 {
+        let cl = ops.cl;
+        let rows_outer = m == 1 || cl.row_stride > (n - 1) * cl.col_stride;
+        let cols_outer = n == 1 || cl.col_stride > (m - 1) * cl.row_stride;
+        if rows_outer && m >= 2 * MR {
+            let split = (m * (threads / 2) / threads).div_ceil(MR) * MR;
+            let (top, bottom) = c.split_at_mut((split * cl.row_stride).min(c.len()));
+            let (first, second) = split_rows(ops, split);
+            rayon::join(
+                || product(first, top, threads / 2),
+                || product(second, bottom, threads - threads / 2),
+            );
+            return;
+        }
+        if cols_outer && n >= 2 * NR {
+            let split = (n * (threads / 2) / threads).div_ceil(NR) * NR;
+            let (left, right) = c.split_at_mut((split * cl.col_stride).min(c.len()));
+            let (first, second) = split_cols(ops, split);
+            rayon::join(
+                || product(first, left, threads / 2),
+                || product(second, right, threads - threads / 2),
+            );
+            return;
+        }
+    }
+    WORKSPACE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => sequential(ops, c, slot.get_or_insert_with(Workspace::new)),
+        // Not reachable (a product never calls another), but a fresh workspace is correct.
+        Err(_) => sequential(ops, c, &mut Workspace::new()),
+    });
+}
+
+/// Rows `..split` and `split..` of A and C.
+fn split_rows(ops: Operands<'_>, split: usize) -> (Operands<'_>, Operands<'_>) {
+    let mut first = ops;
+    first.al.rows = split;
+    first.cl.rows = split;
+    let mut second = ops;
+    second.a = &ops.a[(split * ops.al.row_stride).min(ops.a.len())..];
+    second.al.rows -= split;
+    second.cl.rows -= split;
+    (first, second)
+}
+
+/// Columns `..split` and `split..` of B and C.
+fn split_cols(ops: Operands<'_>, split: usize) -> (Operands<'_>, Operands<'_>) {
+    let mut first = ops;
+    first.bl.cols = split;
+    first.cl.cols = split;
+    let mut second = ops;
+    second.b = &ops.b[(split * ops.bl.col_stride).min(ops.b.len())..];
+    second.bl.cols -= split;
+    second.cl.cols -= split;
+    (first, second)
+}
+
+fn sequential(ops: Operands<'_>, c: &mut [f32], ws: &mut Workspace) {
+    let Operands { alpha, beta, a, al, b, bl, cl } = ops;
+    let (m, k, n) = (al.rows, al.cols, bl.cols);
+    if k == 0 {
+        scale(c, cl, beta);
+        return;
+    }
+    if m == 1 && alpha == 1.0 && beta == 0.0 && bl.col_stride == 1 && cl.col_stride == 1 {
+        // One row (a batch-1 prediction): B streams once, no packing.
+        row_times_matrix(k, a, al.col_stride, b, bl.row_stride, &mut c[..n]);
+        return;
+    }
+    let mut tile: Tile = [[0.0; NR]; MR];
+    for pc in (0..k).step_by(KC) {
+        let kc = KC.min(k - pc);
+        // Later depth blocks add to what the first one stored.
+        let beta = if pc == 0 { beta } else { 1.0 };
+        for jc in (0..n).step_by(NC) {
+            let nc = NC.min(n - jc);
+            // Reading B in place saves a copy that a short A (a training batch) cannot
+            // amortize; a long A reuses each panel many times, and packing keeps it in L1
+            // instead of thrashing a few of its sets when rows lie 4 KiB apart.
+            let direct = bl.col_stride == 1 && m <= 8 * MR && bl.row_stride % 1024 != 0;
+            if !direct {
+                for q in 0..nc.div_ceil(NR) {
+                    pack_b(b, bl, pc, kc, jc + q * NR, &mut ws.b[q * kc * NR..(q + 1) * kc * NR]);
+                }
+            }
+            for ic in (0..m).step_by(MC) {
+                let mc = MC.min(m - ic);
+                for r in 0..mc.div_ceil(MR) {
+                    pack_a(a, al, ic + r * MR, pc, kc, &mut ws.a[r * kc * MR..(r + 1) * kc * MR]);
+                }
+                for q in 0..nc.div_ceil(NR) {
+                    let j0 = jc + q * NR;
+                    let cols = NR.min(n - j0);
+                    let (panel, stride): (&[f32], usize) = if !direct {
+                        (&ws.b[q * kc * NR..(q + 1) * kc * NR], NR)
+                    } else if cols == NR {
+                        (&b[pc * bl.row_stride + j0..], bl.row_stride)
+                    } else {
+                        // The ragged last panel, packed once per row block (it is narrow).
+                        pack_b(b, bl, pc, kc, j0, &mut ws.b[..kc * NR]);
+                        (&ws.b[..kc * NR], NR)
+                    };
+                    for r in 0..mc.div_ceil(MR) {
+                        let i0 = ic + r * MR;
+                        let rows = MR.min(m - i0);
+                        kernel(kc, &ws.a[r * kc * MR..(r + 1) * kc * MR], panel, stride, rows, &mut tile);
+                        store(&tile, rows, cols, i0, j0, alpha, beta, c, cl);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packs rows `i0..i0 + 6` (those that exist) of A, depth `pc..pc + kc`, step-major.
+fn pack_a(a: &[f32], al: Layout, i0: usize, pc: usize, kc: usize, out: &mut [f32]) {
+    let rows = MR.min(al.rows - i0);
+    let out = &mut out[..kc * MR];
+    let start = |i: usize| (i0 + i) * al.row_stride + pc * al.col_stride;
+    if al.col_stride == 1 && rows == MR {
+        // A row-major A, a full panel: six contiguous rows read side by side.
+        let r: [&[f32]; MR] = std::array::from_fn(|i| &a[start(i)..start(i) + kc]);
+        for (p, step) in out.chunks_exact_mut(MR).enumerate() {
+            *step.as_mut_array::<MR>().unwrap_or(&mut [0.0; MR]) = std::array::from_fn(|i| r[i][p]);
+        }
+        return;
+    }
+    if al.row_stride == 1 && rows == MR {
+        // A transposed A (the weight gradient's Xᵀ): each step's six values are adjacent.
+        for (p, step) in out.chunks_exact_mut(MR).enumerate() {
+            let at = start(0) + p * al.col_stride;
+            step.copy_from_slice(&a[at..at + MR]);
+        }
+        return;
+    }
+    for i in 0..rows {
+        for p in 0..kc {
+            out[p * MR + i] = a[start(i) + p * al.col_stride];
+        }
+    }
+}
+
+/// Packs columns `j0..j0 + 16` of B, depth `pc..pc + kc`, zero past its last column.
+fn pack_b(b: &[f32], bl: Layout, pc: usize, kc: usize, j0: usize, out: &mut [f32]) {
+    let cols = NR.min(bl.cols - j0);
+    for (p, step) in out.chunks_exact_mut(NR).take(kc).enumerate() {
+        let base = (pc + p) * bl.row_stride + j0 * bl.col_stride;
+        if bl.col_stride == 1 {
+            // The common case, a row-major B: one contiguous copy per step.
+            step[..cols].copy_from_slice(&b[base..base + cols]);
+            step[cols..].fill(0.0);
+        } else {
+            for (j, v) in step.iter_mut().enumerate() {
+                *v = if j < cols { b[base + j * bl.col_stride] } else { 0.0 };
+            }
+        }
+    }
+}
+
+/// `C[i0 + i, j0 + j] = alpha·tile[i][j] + beta·C[..]`, C only written when `beta == 0`.
+#[allow(clippy::too_many_arguments)]
+fn store(
+    tile: &Tile,
+    rows: usize,
+    cols: usize,
+    i0: usize,
+    j0: usize,
+    alpha: f32,
+    beta: f32,
+    c: &mut [f32],
+    cl: Layout,
+) {
+    for (i, t) in tile.iter().enumerate().take(rows) {
+        let base = (i0 + i) * cl.row_stride + j0 * cl.col_stride;
+        if cl.col_stride == 1 {
+            let row = &mut c[base..base + cols];
+            if beta == 0.0 {
+                row.iter_mut().zip(t).for_each(|(o, &v)| *o = alpha * v);
+            } else {
+                row.iter_mut().zip(t).for_each(|(o, &v)| *o = alpha * v + beta * *o);
+            }
+        } else {
+            for (j, &v) in t.iter().enumerate().take(cols) {
+                let o = &mut c[base + j * cl.col_stride];
+                *o = if beta == 0.0 { alpha * v } else { alpha * v + beta * *o };
+            }
+        }
+    }
+}
+
+/// `C = beta·C` (an empty depth); with `beta == 0`, zeros.
+fn scale(c: &mut [f32], cl: Layout, beta: f32) {
+    for i in 0..cl.rows {
+        for j in 0..cl.cols {
+            let o = &mut c[i * cl.row_stride + j * cl.col_stride];
+            *o = if beta == 0.0 { 0.0 } else { beta * *o };
+        }
+    }
+}
