@@ -59,7 +59,8 @@ fn compile_seconds(path: &str, options: PlanOptions) -> (f64, f64) {
         })
         .collect();
     let keep = vec![graph.output("loss").expect("loss"), graph.output("output").expect("output")];
-    let training = Training { spec: opt, updates, states: Vec::new(), keep };
+    let loss = Some(keep[0]);
+    let training = Training { spec: opt, updates, states: Vec::new(), keep, loss };
     let mut env = SymEnv::new();
     env.bind(&std::sync::Arc::from("B"), 32).expect("bind");
     let plan = specialize(&schedule, &env, Some(&training), options).expect("specializes");

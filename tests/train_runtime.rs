@@ -95,32 +95,73 @@ fn mnist_subset_learns_or_names_the_missing_files() {
     }
 }
 
-#[test]
-fn divergence_names_the_step_and_the_op() {
-    let src = "use std::layers::{Dense}
-fn broken(y_true: f32[...], y_pred: f32[...]) -> f32 = mean(log(y_pred - y_pred))
+/// A model whose loss is `loss_expr` (in `y_pred`), trained by SGD on random data.
+fn diverging(loss_expr: &str) -> (String, Program) {
+    let src = format!(
+        "use std::layers::{{Dense}}
+fn broken(y_true: f32[...], y_pred: f32[...]) -> f32 = {loss_expr}
 model M(x: f32[B, 20]) -> f32[B, 1] = x |> Dense(1)
-train M {
+train M {{
     data = random(samples: 64, features: 20)
     loss = broken
     optimizer = SGD()
-}";
-    let program = compile("broken.dnn", src);
-    // The compiled step checks the loss and stops at the same step, naming the loss.
-    match run_program(&program, &quiet(), &mut Vec::new()).unwrap_err() {
-        TrainError::NonFinite { step, epoch, .. } => assert_eq!((epoch, step), (1, 0)),
-        other => panic!("expected a divergence error from the JIT, got {other}"),
-    }
-    // The interpreter checks every value and names the op that made the first infinity.
-    let interp = RunConfig { backend: Some(BackendKind::Interp), ..quiet() };
-    let err = run_program(&program, &interp, &mut Vec::new()).unwrap_err();
-    match err {
-        TrainError::NonFinite { op, span, step, epoch } => {
-            assert_eq!(op, "log");
-            assert_eq!((epoch, step), (1, 0));
-            assert_eq!(&src[span.range()], "log(y_pred - y_pred)");
+}}"
+    );
+    let program = compile("broken.dnn", &src);
+    (src, program)
+}
+
+#[test]
+fn divergence_names_the_step_and_the_op_on_both_back_ends() {
+    // An infinite loss: `log(0)`.
+    let (src, program) = diverging("mean(log(y_pred - y_pred))");
+    for backend in [BackendKind::Jit, BackendKind::Interp] {
+        let cfg = RunConfig { backend: Some(backend), ..quiet() };
+        match run_program(&program, &cfg, &mut Vec::new()).unwrap_err() {
+            TrainError::NonFinite { op, span, step, epoch } => {
+                assert_eq!(op, "log", "{backend:?}");
+                assert_eq!((epoch, step), (1, 0), "{backend:?}");
+                assert_eq!(&src[span.range()], "log(y_pred - y_pred)", "{backend:?}");
+            }
+            other => panic!("{backend:?}: expected a divergence error, got {other}"),
         }
-        other => panic!("expected a divergence error, got {other}"),
+    }
+}
+
+#[test]
+fn an_infinite_gradient_under_a_finite_loss_stops_the_jit_before_the_update() {
+    use dnnc::runtime::train::{JitStepper, ParamStore, StepError, TrainStepper, step_graph};
+    // sqrt(0) = 0 is finite, its derivative is not.
+    let (_, program) = diverging("mean(sqrt(y_pred - y_pred))");
+    let spec = program.trains.iter().find(|t| t.train_graph.is_some()).expect("a train block");
+    let graph = step_graph(spec).expect("step graph");
+    let store = ParamStore::init(spec.train_graph.as_ref().expect("train graph"), 3).expect("init");
+    let sgd = dnnc::runtime::optim::OptimizerSpec::from_call("SGD", &[]).expect("SGD");
+    let options = dnnc::codegen::PlanOptions::default();
+    let mut jit = JitStepper::new(&graph, store.clone(), sgd, 0, options).expect("compiles");
+    // A batch of 8: features 0.5, labels 0 (whatever their dtype).
+    let inputs: Vec<dnnc::ops::Value> = graph
+        .inputs
+        .iter()
+        .map(|i| {
+            let shape: Vec<usize> =
+                i.ty.shape.iter().map(|d| d.as_const().map_or(8, |c| c as usize)).collect();
+            let dims = ndarray::IxDyn(&shape);
+            match i.ty.dtype {
+                dnnc::shape::DType::I64 => dnnc::ops::Value::I64(ndarray::ArrayD::zeros(dims)),
+                _ => dnnc::ops::Value::F32(ndarray::ArrayD::from_elem(dims, 0.5)),
+            }
+        })
+        .collect();
+    match jit.step(&inputs, 0).map(|_| ()) {
+        Err(StepError::Run(dnnc::ir::RunError::NonFinite { op, .. })) => {
+            assert_ne!(op, "sqrt", "the forward sqrt is finite; a backward op made the infinity")
+        }
+        other => panic!("expected a non-finite gradient to stop the step, got {:?}", other.err()),
+    }
+    assert_eq!(jit.backend(), "jit");
+    for (before, after) in store.values.iter().zip(&jit.params().values) {
+        assert_eq!(before, after, "no update ran");
     }
 }
 

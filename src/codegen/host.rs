@@ -44,6 +44,10 @@ pub(crate) enum HostOp {
         targets: Vec<usize>,
         global: bool,
     },
+    Guard {
+        /// `(node, its op's name, its span, frame slot, elements)`.
+        values: Vec<(NodeId, &'static str, Span, usize, usize)>,
+    },
     Copy {
         from: usize,
         to: usize,
@@ -153,6 +157,14 @@ impl HostCtx {
                 }
                 Ok(())
             }
+            HostOp::Guard { values } => {
+                for &(node, op, span, slot, len) in values {
+                    if !all_finite(unsafe { self.slice::<f32>(slot, len) }) {
+                        return Err(RunError::NonFinite { node, op: op.to_string(), span });
+                    }
+                }
+                Ok(())
+            }
             &HostOp::Copy { from, to, len } => {
                 let from = unsafe { self.slice::<f32>(from, len) };
                 unsafe { self.slice_mut::<f32>(to, len).copy_from_slice(from) };
@@ -224,6 +236,20 @@ impl HostCtx {
         }
         Ok(())
     }
+}
+
+/// Whether no element is a NaN or an infinity: `x·0` is 0 for finite `x` and NaN
+/// otherwise, and eight running sums let the loop vectorize.
+fn all_finite(values: &[f32]) -> bool {
+    let mut sums = [0.0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (s, &x) in sums.iter_mut().zip(chunk) {
+            *s += x * 0.0;
+        }
+    }
+    rest.iter().chain(&sums).all(|x| (x * 0.0) == 0.0)
 }
 
 /// The entry point compiled drivers call for host op `index`: 0 on success, 1 after an

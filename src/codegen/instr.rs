@@ -43,6 +43,10 @@ pub enum Instr {
     /// Writes the clipping scale(s) for gradients `grads` into hyper slots `targets`:
     /// one scale per tensor, or one for all when `global`.
     Norm { grads: Vec<(Ptr, usize)>, max_norm: f32, targets: Vec<usize>, global: bool },
+    /// Stops the step with a non-finite error, before any update touches the parameters,
+    /// when one of `values` (the loss, the gradients: `(node, where, elements)`) holds a
+    /// NaN or an infinity.
+    Guard { values: Vec<(NodeId, Ptr, usize)> },
     /// Copies `len` elements (a state output into its parameter).
     Copy { from: Ptr, to: Ptr, len: usize },
     /// Converts `len` i64 elements to f32 (labels used as numbers).
@@ -76,6 +80,8 @@ pub struct Training {
     pub states: Vec<(NodeId, usize)>,
     /// Graph outputs still read after the step (loss, predictions).
     pub keep: Vec<NodeId>,
+    /// The loss: checked with the gradients before the first update (see `Instr::Guard`).
+    pub loss: Option<NodeId>,
 }
 
 /// A buffer of the plan, for printing.

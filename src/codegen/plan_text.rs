@@ -76,6 +76,10 @@ impl Plan {
                     writeln!(out, "clip_norm{} ({})", if *global { " global" } else { "" }, list(&gs))
                 }
                 Instr::Copy { from, to, len } => writeln!(out, "copy {len} ({}) -> {}", ptr(from), ptr(to)),
+                Instr::Guard { values } => {
+                    let checked: Vec<String> = values.iter().map(|(n, _, _)| format!("%{}", n.0)).collect();
+                    writeln!(out, "guard finite {}", checked.join(", "))
+                }
                 Instr::CastI64 { from, to, len } => {
                     writeln!(out, "cast_i64 {len} ({}) -> {}", ptr(from), ptr(to))
                 }

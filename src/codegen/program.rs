@@ -129,6 +129,16 @@ impl Program {
                         .collect();
                     ops.push(HostOp::Norm { grads, max_norm: *max_norm, targets, global: *global });
                 }
+                Instr::Guard { values } => {
+                    let values = values
+                        .iter()
+                        .map(|&(node, p, len)| {
+                            let n = graph.node(node);
+                            (node, n.op.name(), n.span, slot(p, &mut frame), len)
+                        })
+                        .collect();
+                    ops.push(HostOp::Guard { values });
+                }
                 Instr::Copy { from, to, len } => ops.push(HostOp::Copy {
                     from: slot(*from, &mut frame),
                     to: slot(*to, &mut frame),

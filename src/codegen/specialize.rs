@@ -26,6 +26,7 @@ enum Item {
     Update(usize),
     Norm(Option<usize>),
     Copy(usize),
+    Guard,
 }
 
 /// Specializes `schedule` for `env` (the symbols its inputs bind).
@@ -110,6 +111,12 @@ pub fn specialize(
                     last_read.max(def_step(grad).map_or(0, |s| s + 1))
                 })
                 .collect();
+        // Every update waits for the guard, which waits for the loss and every gradient:
+        // a step that produces a NaN or an infinity stops with its parameters untouched.
+        let guarded = t.loss.iter().chain(t.updates.iter().map(|(_, g)| g));
+        let guard_at = guarded.filter_map(|&n| def_step(n)).map(|s| s + 1).max().unwrap_or(0);
+        after[guard_at].push(Item::Guard);
+        let ready: Vec<usize> = ready.into_iter().map(|r| r.max(guard_at)).collect();
         match t.spec.clipping {
             Clipping::GlobalNorm(_) => {
                 let at = ready.iter().copied().max().unwrap_or(0);
@@ -182,6 +189,13 @@ pub fn specialize(
             Item::Copy(k) => {
                 if let Some(t) = training {
                     read(t.states[k].0, at, None, &mut last);
+                }
+            }
+            Item::Guard => {
+                if let Some(t) = training {
+                    for &n in t.loss.iter().chain(t.updates.iter().map(|(_, g)| g)) {
+                        read(n, at, None, &mut last);
+                    }
                 }
             }
         }
@@ -387,6 +401,11 @@ pub fn specialize(
                     to: Ptr { base: Base::Ext(ni + param), offset: 0 },
                     len: numel(from),
                 }
+            }
+            Item::Guard => {
+                let Some(t) = training else { continue };
+                let values = t.loss.iter().chain(t.updates.iter().map(|(_, g)| g));
+                Instr::Guard { values: values.map(|&n| (n, ptr(n), numel(n))).collect() }
             }
         };
         instrs.push(instr);

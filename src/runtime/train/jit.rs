@@ -122,7 +122,8 @@ impl JitStepper {
             .collect();
         let states = outs.states.iter().map(|&(o, s)| (graph.outputs[o].1, graph_param[s])).collect();
         let keep = vec![graph.outputs[outs.loss].1, graph.outputs[outs.output].1];
-        let training = Training { spec: spec.clone(), updates, states, keep };
+        let loss = Some(graph.outputs[outs.loss].1);
+        let training = Training { spec: spec.clone(), updates, states, keep, loss };
         let mut params = vec![Vec::new(); graph.params.len()];
         for (s, v) in store.values.iter().enumerate() {
             params[graph_param[s]] = v.iter().copied().collect();
@@ -185,6 +186,27 @@ impl JitStepper {
         Optimizer::new(self.spec.clone(), &shapes)
     }
 
+    /// The interpreter's account of a step that produced a non-finite value: the first op
+    /// with one, or `None` if the replay stays finite (rounding differences).
+    fn locate_non_finite(&self, inputs: &[Value], step: u64) -> Option<RunError> {
+        let params: Vec<Value> = self
+            .graph
+            .params
+            .iter()
+            .zip(&self.params)
+            .map(|(info, data)| {
+                let shape: Option<Vec<usize>> =
+                    info.ty.shape.iter().map(|d| d.as_const().map(|c| c as usize)).collect();
+                ArrayD::from_shape_vec(IxDyn(&shape?), data.clone()).ok().map(Value::F32)
+            })
+            .collect::<Option<_>>()?;
+        let opts = RunOptions { seed: self.seed, step, promote_f64: false, check_finite: true };
+        match ir::run(&self.graph, inputs, &params, &opts) {
+            Err(e @ RunError::NonFinite { .. }) => Some(e),
+            _ => None,
+        }
+    }
+
     /// Moves every later step to the interpreter, from the current state.
     fn fall_back(&mut self) -> Result<(), TrainError> {
         let mut interp = InterpStepper::new(&self.graph, self.params(), self.spec.clone(), self.seed)?;
@@ -203,33 +225,33 @@ impl TrainStepper for JitStepper {
                 Err(e) => return Err(e),
             }
         }
-        if let Some(f) = self.fallback.as_mut() {
+        if self.fallback.is_some() {
+            // Checked first so that the borrow returned here is taken unconditionally.
+            let Some(f) = self.fallback.as_mut() else { unreachable!("checked above") };
             return f.step(inputs, step);
         }
         let i = self.programs.iter().position(|p| p.accepts(inputs)).unwrap_or(0);
         let head = update::hyper(&self.spec, self.steps_done + 1);
         self.hyper[..head.len()].copy_from_slice(&head);
         self.hyper[head.len()..].fill(1.0);
-        let program = &mut self.programs[i];
-        program.run(
+        let ran = self.programs[i].run(
             inputs,
             Params::Train { params: &mut self.params, slots: &mut self.slots, hyper: &mut self.hyper },
             step,
-        )?;
+        );
+        if let Err(guard @ RunError::NonFinite { .. }) = ran {
+            // The guard stopped the step before any update, so the parameters are those the
+            // step started from: the interpreter replays it and names the first op whose
+            // result is not finite, which the compiled kernels do not track.
+            return Err(StepError::Run(self.locate_non_finite(inputs, step).unwrap_or(guard)));
+        }
+        ran?;
         self.steps_done += 1;
+        let program = &self.programs[i];
         let loss = match program.output(self.outs.loss).0 {
             crate::codegen::OutputRef::F32(s) => s.first().copied().unwrap_or(f32::NAN),
             crate::codegen::OutputRef::I64(_) => f32::NAN,
         };
-        if !loss.is_finite() {
-            let node = self.graph.outputs[self.outs.loss].1;
-            let n = self.graph.node(node);
-            return Err(StepError::Run(RunError::NonFinite {
-                node,
-                op: n.op.name().to_string(),
-                span: n.span,
-            }));
-        }
         let (pred, shape) = program.output(self.outs.output);
         let pred = match pred {
             crate::codegen::OutputRef::F32(s) => s,
