@@ -1,5 +1,7 @@
-//! Hand-written or library-backed compute kernels the compiled step calls into:
-//! matrix products (`gemm`) for now. Everything here is safe to call with any input: bad
-//! shapes and short slices are `Err`s.
+//! Hand-written or library-backed compute kernels the compiled step calls into: matrix
+//! products (`gemm`), convolutions through them (`conv`) and pooling (`pool`). Everything
+//! here is safe to call with any input: bad shapes and short slices are `Err`s.
 
+pub mod conv;
 pub mod gemm;
+pub mod pool;
