@@ -3,7 +3,8 @@
 //! only binds pointers and calls native code. `gemm` 0.19 allocates its packing scratch on
 //! every call and takes no caller buffer, so the test counts, with this binary's own
 //! counting global allocator, the allocations of ten steps and requires them to equal
-//! exactly ten times those of the step's matrix products run alone.
+//! exactly ten times those of the step's matrix products run alone (for a convolution,
+//! the products of its chunks of the patch matrix, whose scratch lives in the arena).
 
 use dnnc::codegen::PlanOptions;
 use dnnc::ops::Value;
@@ -106,6 +107,7 @@ fn assert_steps_do_not_allocate(path: &str, classes: u64) {
 /// Allocations of running every matrix product of `plan` once, on scratch buffers.
 fn gemm_allocations(plan: &dnnc::codegen::Plan) -> usize {
     use dnnc::codegen::specialize::Instr;
+    use dnnc::codegen::window::WindowKernel;
     use dnnc::kernels::gemm::{BatchLayout, Parallelism, gemm_batched};
     let span = |l: &BatchLayout| {
         let m = l.matrix;
@@ -119,6 +121,15 @@ fn gemm_allocations(plan: &dnnc::codegen::Plan) -> usize {
             _ => None,
         })
         .collect();
+    // The native convolutions call the GEMM once per chunk of their patch matrix.
+    let conv_products = plan.instrs.iter().flat_map(|i| match i {
+        Instr::Window { kernel: WindowKernel::Conv(geo, op), .. } => geo
+            .products(*op, 0..geo.batch)
+            .map(|l| l.map(|m| BatchLayout { batch: 1, batch_stride: 0, matrix: m }))
+            .collect(),
+        _ => Vec::new(),
+    });
+    let products: Vec<[BatchLayout; 3]> = products.into_iter().chain(conv_products).collect();
     assert!(!products.is_empty());
     let buffers: Vec<[Vec<f32>; 3]> =
         products.iter().map(|l| [0, 1, 2].map(|k| vec![0.5f32; span(&l[k])])).collect();
@@ -138,4 +149,9 @@ fn compiled_mnist_steps_allocate_only_inside_gemm() {
 #[test]
 fn compiled_binary_steps_allocate_only_inside_gemm() {
     assert_steps_do_not_allocate("examples/binary.dnn", 2);
+}
+
+#[test]
+fn compiled_cnn_steps_allocate_only_inside_gemm() {
+    assert_steps_do_not_allocate("examples/mnist_cnn.dnn", 10);
 }

@@ -177,67 +177,94 @@ impl ConvGeometry {
         ((b * self.rows.input + h) * self.cols.input + w) * self.channels
     }
 
-    /// Calls `f(patch offset, Some(input offset), len)` for every contiguous run of input
-    /// that patch-matrix row `r` reads, and `f(patch offset, None, len)` for every run of
-    /// padding.
+    /// Visits the taps of patch-matrix rows `rows` in runs: `f(patch offset, count,
+    /// Some(input offset))` stands for `count` taps at patch offsets `taps` apart reading
+    /// `C` elements each at input offsets `stride · C` apart, `f(patch offset, count, None)`
+    /// for `count` taps in the padding. Offsets are relative to the first row. Rows are
+    /// visited in segments of one image row, tap by tap, so that the runs are long and the
+    /// caller's inner loop has fixed strides.
     #[inline]
-    fn row_runs(&self, r: usize, mut f: impl FnMut(usize, Option<usize>, usize)) {
-        let (rows, cols, c) = (self.rows, self.cols, self.channels);
-        let per = self.positions_per_image();
-        let (b, o, p) = (r / per, (r % per) / cols.output, r % cols.output);
-        let run = cols.size * c;
-        for i in 0..rows.size {
-            let at = i * run;
-            let Some(h) = rows.source(o, i) else {
-                f(at, None, run);
-                continue;
-            };
-            if cols.dilation == 1 {
-                // Taps j read columns start + j: one contiguous run, clipped to the input.
-                let start = (p * cols.stride) as isize - cols.pad_before as isize;
-                let lo = (-start).clamp(0, cols.size as isize) as usize;
-                let hi = (cols.input as isize - start).clamp(lo as isize, cols.size as isize) as usize;
-                if lo > 0 {
-                    f(at, None, lo * c);
-                }
-                if hi > lo {
-                    f(at + lo * c, Some(self.input_at(b, h, (start + lo as isize) as usize)), (hi - lo) * c);
-                }
-                if hi < cols.size {
-                    f(at + hi * c, None, (cols.size - hi) * c);
-                }
-            } else {
-                for j in 0..cols.size {
-                    f(at + j * c, cols.source(p, j).map(|w| self.input_at(b, h, w)), c);
+    fn for_each_run(&self, rows: Range<usize>, mut f: impl FnMut(usize, usize, Option<usize>)) {
+        let (rw, cw, c, taps) = (self.rows, self.cols, self.channels, self.taps());
+        let ow = cw.output.max(1);
+        let mut r = rows.start;
+        while r < rows.end {
+            let (b, o, p0) = (r / (ow * rw.output), (r / ow) % rw.output, r % ow);
+            let p1 = ow.min(p0 + rows.end - r);
+            let k0 = r - rows.start;
+            for i in 0..rw.size {
+                let h = rw.source(o, i);
+                for j in 0..cw.size {
+                    let at = |p: usize| (k0 + p - p0) * taps + (i * cw.size + j) * c;
+                    // Column p reads input column p·stride + j·dilation − pad: inside for
+                    // p in lo..hi.
+                    let reach = j * cw.dilation;
+                    let lo =
+                        if cw.pad_before > reach { (cw.pad_before - reach).div_ceil(cw.stride) } else { 0 };
+                    let hi = match (cw.input + cw.pad_before).checked_sub(reach + 1) {
+                        Some(last) => last / cw.stride + 1,
+                        None => 0,
+                    };
+                    let (lo, hi) = (lo.clamp(p0, p1), hi.clamp(p0, p1).max(lo.clamp(p0, p1)));
+                    let Some(h) = h else {
+                        f(at(p0), p1 - p0, None);
+                        continue;
+                    };
+                    if lo > p0 {
+                        f(at(p0), lo - p0, None);
+                    }
+                    if hi > lo {
+                        f(at(lo), hi - lo, Some(self.input_at(b, h, lo * cw.stride + reach - cw.pad_before)));
+                    }
+                    if p1 > hi {
+                        f(at(hi), p1 - hi, None);
+                    }
                 }
             }
+            r += p1 - p0;
         }
     }
 
     /// Copies patch-matrix rows `rows` of `x` into `patches` (row-major, `taps` columns).
     fn im2col(&self, x: &[f32], rows: Range<usize>, patches: &mut [f32]) {
-        let taps = self.taps();
-        for (r, dst) in rows.zip(patches.chunks_exact_mut(taps)) {
-            self.row_runs(r, |at, src, len| match src {
-                Some(src) => dst[at..at + len].copy_from_slice(&x[src..src + len]),
-                None => dst[at..at + len].fill(0.0),
-            });
+        match self.channels {
+            1 => self.im2col_fixed::<1>(x, rows, patches),
+            2 => self.im2col_fixed::<2>(x, rows, patches),
+            3 => self.im2col_fixed::<3>(x, rows, patches),
+            4 => self.im2col_fixed::<4>(x, rows, patches),
+            _ => self.im2col_fixed::<0>(x, rows, patches),
         }
+    }
+
+    /// `im2col` for `C` channels (0: any number, known at run time only).
+    #[inline(always)]
+    fn im2col_fixed<const C: usize>(&self, x: &[f32], rows: Range<usize>, patches: &mut [f32]) {
+        let (taps, step) = (self.taps(), self.cols.stride * self.channels);
+        let c = if C == 0 { self.channels } else { C };
+        self.for_each_run(rows, |at, count, src| {
+            for k in 0..count {
+                let dst = &mut patches[at + k * taps..][..c];
+                match src {
+                    Some(src) => dst.copy_from_slice(&x[src + k * step..][..c]),
+                    None => dst.fill(0.0),
+                }
+            }
+        });
     }
 
     /// Adds patch-matrix rows `rows` back into the input positions they read; `dx` starts
     /// at input offset `base`.
     fn col2im(&self, patches: &[f32], rows: Range<usize>, dx: &mut [f32], base: usize) {
-        let taps = self.taps();
-        for (r, src) in rows.zip(patches.chunks_exact(taps)) {
-            self.row_runs(r, |at, to, len| {
-                if let Some(to) = to {
-                    for (d, s) in dx[to - base..to - base + len].iter_mut().zip(&src[at..at + len]) {
-                        *d += s;
-                    }
+        let (taps, step, c) = (self.taps(), self.cols.stride * self.channels, self.channels);
+        self.for_each_run(rows, |at, count, to| {
+            let Some(to) = to else { return };
+            for k in 0..count {
+                let d = &mut dx[to - base + k * step..][..c];
+                for (d, s) in d.iter_mut().zip(&patches[at + k * taps..][..c]) {
+                    *d += s;
                 }
-            });
-        }
+            }
+        });
     }
 }
 

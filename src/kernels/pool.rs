@@ -89,14 +89,18 @@ impl PoolGeometry {
     }
 }
 
+/// Channels the max gradient tracks at once (on the stack).
+const LANES: usize = 16;
+
 fn check(what: &'static str, got: usize, expected: usize) -> Result<(), PoolError> {
     if got < expected { Err(PoolError::Length { what, got, expected }) } else { Ok(()) }
 }
 
 /// Whether `v` replaces `best` as the running max: larger, or a NaN, unless `best` is NaN.
+/// Non-short-circuit operators keep it branch-free, so channel loops vectorize.
 #[inline]
 fn beats(v: f32, best: f32) -> bool {
-    !best.is_nan() && (v > best || v.is_nan())
+    !best.is_nan() & ((v > best) | v.is_nan())
 }
 
 /// `y = pool(x)`.
@@ -117,9 +121,7 @@ pub fn pool2d(geo: &PoolGeometry, x: &[f32], y: &mut [f32]) -> Result<(), PoolEr
                 match geo.kind {
                     PoolKind::Max => {
                         for (b, &v) in y.iter_mut().zip(src) {
-                            if beats(v, *b) {
-                                *b = v;
-                            }
+                            *b = if beats(v, *b) { v } else { *b };
                         }
                     }
                     PoolKind::Avg => y.iter_mut().zip(src).for_each(|(b, &v)| *b += v),
@@ -134,26 +136,89 @@ pub fn pool2d(geo: &PoolGeometry, x: &[f32], y: &mut [f32]) -> Result<(), PoolEr
     Ok(())
 }
 
+/// The max gradient of `n ≤ LANES` channels of one window starting at element `base`:
+/// first the max of each channel, then the first tap in tap order that holds it (a NaN
+/// when the max is NaN) receives the gradient. Branch-free per lane.
+#[inline(always)]
+fn max_grad_block(
+    geo: &PoolGeometry,
+    x: &[f32],
+    g: &[f32],
+    dx: &mut [f32],
+    (base, (h0, h1), (w0, w1)): (usize, (usize, usize), (usize, usize)),
+    n: usize,
+    disjoint: bool,
+) {
+    let mut best = [f32::NEG_INFINITY; LANES];
+    for h in h0..h1 {
+        for w in w0..w1 {
+            let src = &x[geo.at(base, h, w)..][..n];
+            for (b, &v) in best[..n].iter_mut().zip(src) {
+                *b = if beats(v, *b) { v } else { *b };
+            }
+        }
+    }
+    if disjoint {
+        // Every tap belongs to this window alone: write each element of the gradient once.
+        // `pending` is 1 until a lane's max is found (float selects vectorize well).
+        let mut pending = [1.0f32; LANES];
+        for h in h0..h1 {
+            for w in w0..w1 {
+                let at = geo.at(base, h, w);
+                let (src, d) = (&x[at..at + n], &mut dx[at..at + n]);
+                for ((((d, &v), &b), p), &g) in d.iter_mut().zip(src).zip(&best).zip(&mut pending).zip(g) {
+                    let hit = ((v == b) | (v.is_nan() & b.is_nan())) & (*p != 0.0);
+                    *d = if hit { g } else { 0.0 };
+                    *p = if hit { 0.0 } else { *p };
+                }
+            }
+        }
+        return;
+    }
+    // Taps in reverse order, so that the last hit kept is the first in tap order.
+    let width = w1 - w0;
+    let mut winner = [0u32; LANES];
+    for h in (h0..h1).rev() {
+        for w in (w0..w1).rev() {
+            let t = ((h - h0) * width + (w - w0)) as u32;
+            let src = &x[geo.at(base, h, w)..][..n];
+            for ((k, &v), &b) in winner[..n].iter_mut().zip(src).zip(&best[..n]) {
+                let hit = (v == b) | (v.is_nan() & b.is_nan());
+                *k = if hit { t } else { *k };
+            }
+        }
+    }
+    for (l, (&t, &g)) in winner[..n].iter().zip(g).enumerate() {
+        let t = t as usize;
+        dx[geo.at(base, h0 + t / width, w0 + t % width) + l] += g;
+    }
+}
+
 /// `dx = pool_grad(x, g)`: the input gradient from the input and the output gradient.
 pub fn pool2d_grad(geo: &PoolGeometry, x: &[f32], g: &[f32], dx: &mut [f32]) -> Result<(), PoolError> {
     check("input", x.len(), geo.input_len())?;
     check("gradient", g.len(), geo.output_len())?;
     check("input gradient", dx.len(), geo.input_len())?;
     let c = geo.channels;
-    dx[..geo.input_len()].fill(0.0);
+    // Windows that tile the input exactly write every gradient element once (max) and
+    // need no zeroing first.
+    let tiles = |a: &AxisWindow| a.stride == a.size && a.pad_before == 0 && a.output * a.stride == a.input;
+    let disjoint = geo.kind == PoolKind::Max && tiles(&geo.rows) && tiles(&geo.cols);
+    if !disjoint {
+        dx[..geo.input_len()].fill(0.0);
+    }
     geo.for_each_window(|out, (h0, h1), (w0, w1), image| match geo.kind {
         PoolKind::Max => {
-            for ch in 0..c {
-                let mut best = geo.at(image, h0, w0) + ch;
-                for h in h0..h1 {
-                    for w in w0..w1 {
-                        let at = geo.at(image, h, w) + ch;
-                        if beats(x[at], x[best]) {
-                            best = at;
-                        }
-                    }
+            for ch0 in (0..c).step_by(LANES) {
+                let n = LANES.min(c - ch0);
+                let window = (image + ch0, (h0, h1), (w0, w1));
+                let g = &g[out + ch0..out + ch0 + n];
+                // A full block gets the constant lane count, so its loops vectorize.
+                if n == LANES {
+                    max_grad_block(geo, x, g, dx, window, LANES, disjoint);
+                } else {
+                    max_grad_block(geo, x, g, dx, window, n, disjoint);
                 }
-                dx[best] += g[out + ch];
             }
         }
         PoolKind::Avg => {

@@ -34,17 +34,19 @@ fn same(native: &[f32], reference: &[f32], what: &str) {
 fn native_pooling_matches_the_reference_on_random_shapes() {
     let mut rng = Rng::new(5);
     let pick = |rng: &mut Rng, lo: usize, hi: usize| lo + rng.below((hi - lo + 1) as u64) as usize;
-    for round in 0..120 {
+    for round in 0..140 {
         let kind = if round % 2 == 0 { PoolKind::Max } else { PoolKind::Avg };
-        let window = [pick(&mut rng, 1, 3), pick(&mut rng, 1, 4)];
-        let stride = [pick(&mut rng, 1, 3), pick(&mut rng, 1, 2)];
-        let padding = if rng.below(2) == 0 { Padding::Valid } else { Padding::Same };
-        let xs = [
-            pick(&mut rng, 1, 2),
-            pick(&mut rng, window[0], 7),
-            pick(&mut rng, window[1], 8),
-            pick(&mut rng, 1, 4),
-        ];
+        let mut window = [pick(&mut rng, 1, 3), pick(&mut rng, 1, 4)];
+        let mut stride = [pick(&mut rng, 1, 3), pick(&mut rng, 1, 2)];
+        let mut padding = if rng.below(2) == 0 { Padding::Valid } else { Padding::Same };
+        let channels = pick(&mut rng, 1, 20);
+        let mut xs =
+            [pick(&mut rng, 1, 2), pick(&mut rng, window[0], 7), pick(&mut rng, window[1], 8), channels];
+        if round >= 120 {
+            // Windows that tile the input (the max gradient's direct path), over 16 channels.
+            (window, stride, padding) = ([2, 2], [2, 2], Padding::Valid);
+            xs = [2, 2 * pick(&mut rng, 1, 4), 2 * pick(&mut rng, 1, 4), pick(&mut rng, 15, 34)];
+        }
         let geo = PoolGeometry::new(kind, &xs, window, stride, padding).expect("fits");
         let ys = [xs[0], geo.rows.output, geo.cols.output, xs[3]];
         // Few distinct values make ties common; an occasional NaN checks that it wins.
