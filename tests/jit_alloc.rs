@@ -107,3 +107,8 @@ fn warm_compiled_mnist_steps_allocate_nothing() {
 fn warm_compiled_binary_steps_allocate_nothing() {
     assert_steps_do_not_allocate("examples/binary.dnn", 2);
 }
+
+#[test]
+fn warm_compiled_cnn_steps_allocate_nothing() {
+    assert_steps_do_not_allocate("examples/mnist_cnn.dnn", 10);
+}

@@ -4,7 +4,15 @@
 # epochs 2-5), test accuracy, the ratio to the fastest peer, batch-1 latency and batch-1000
 # throughput, plus dnnc's compile time and peak RSS.
 #
-#   benches/peers/run.sh [--setup] [--data DIR] [--epochs N] [--skip-peers]
+#   benches/peers/run.sh [--setup] [--data DIR] [--epochs N] [--skip-peers] [--bench mlp|cnn|cifar]
+#
+# --bench cnn    the MNIST CNN instead (peers' B2: Conv2D 32 3x3 relu, MaxPool 2, Dense 128
+#                relu, Dense 10; Adam 1e-3, batch 32, 2 epochs on all 60k images):
+#                `dnnc run examples/mnist_cnn.dnn` against the peers' B2.
+# --bench cifar  the CIFAR-10 CNN on the peers' CIFAR-shaped stand-in (peers' B3 with
+#                --synthetic-cifar, batch 32, 2 epochs on 50k images): the stand-in is written
+#                to disk in the CIFAR binary format first (write_cifar_proxy.py, the peers' own
+#                construction), then `dnnc run benches/peers/cifar_b3.dnn` trains on it.
 #
 # --setup      creates the peers' virtual environment from PyPI first (a few GB; never in CI):
 #              $PEERS_VENV, default ~/.cache/dnnc/peers-venv. PyTorch comes from its CPU wheel
@@ -16,7 +24,8 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DATA=/work/shared/data
-EPOCHS=5
+EPOCHS=
+BENCH=mlp
 SETUP=0
 SKIP_PEERS=0
 PEERS_DIR=${PEERS_DIR:-/work/shared/peers}
@@ -28,10 +37,16 @@ while [ $# -gt 0 ]; do
     --data) DATA=$2; shift ;;
     --epochs) EPOCHS=$2; shift ;;
     --skip-peers) SKIP_PEERS=1 ;;
+    --bench) BENCH=$2; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
+case $BENCH in
+  mlp) EPOCHS=${EPOCHS:-5} ;;
+  cnn|cifar) EPOCHS=${EPOCHS:-2} ;;
+  *) echo "unknown bench $BENCH (mlp, cnn or cifar)" >&2; exit 2 ;;
+esac
 mkdir -p "$(dirname "$OUT")"
 : > "$OUT"
 # Waits (at most $QUIET_WAIT s) for other processes to leave the CPU before each framework.
@@ -44,11 +59,54 @@ if [ "$SETUP" = 1 ]; then
   "$VENV/bin/pip" install keras jax tensorflow-cpu || exit 1
 fi
 
-echo "=== dnnc (JIT)"
-(cd "$ROOT" && cargo build --release --example mnist_report 2>&1 | tail -1)
-quiet
-(cd "$ROOT" && /usr/bin/time -f "dnnc max RSS %M KiB" target/release/examples/mnist_report --data "$DATA" --epochs "$EPOCHS") \
-  2>&1 | tee /dev/stderr | grep '^RESULT ' | sed 's/^RESULT //' >> "$OUT"
+# dnnc_cnn NAME FILE DATA: `dnnc run` of a CNN, one JSON line from its history and the
+# test accuracy its evaluate block prints.
+dnnc_cnn() {
+  local hist="$ROOT/target/peers/dnnc-history.json" log="$ROOT/target/peers/dnnc-run.log"
+  quiet
+  (cd "$ROOT" && /usr/bin/time -f "dnnc max RSS %M KiB" target/release/dnnc run "$2" --data "$3" \
+    --epochs "$EPOCHS" --history "$hist") 2>&1 | tee "$log" >&2
+  python3 - "$1" "$hist" "$log" >> "$OUT" <<'PY'
+import json, re, statistics, sys
+name, hist, log = sys.argv[1:4]
+h = json.load(open(hist))
+records = h["records"] if isinstance(h, dict) else h
+secs = [r["seconds"] for r in records]
+steady = secs[1:] if len(secs) > 1 else secs
+text = open(log).read()
+acc = [float(a) for a in re.findall(r"accuracy: ([0-9.]+)", text.split("Evaluate")[-1])]
+print(json.dumps({"framework": name, "epoch_s": [round(s, 3) for s in secs],
+                  "median_epoch_s_excl_first": round(statistics.median(steady), 3),
+                  "test_acc": acc[-1] if acc else float("nan")}))
+PY
+}
+
+PEER_ARGS=(--bench B1,B5)
+case $BENCH in
+  mlp)
+    echo "=== dnnc (JIT)"
+    (cd "$ROOT" && cargo build --release --example mnist_report 2>&1 | tail -1)
+    quiet
+    (cd "$ROOT" && /usr/bin/time -f "dnnc max RSS %M KiB" target/release/examples/mnist_report --data "$DATA" --epochs "$EPOCHS") \
+      2>&1 | tee /dev/stderr | grep '^RESULT ' | sed 's/^RESULT //' >> "$OUT"
+    ;;
+  cnn)
+    echo "=== dnnc (JIT): examples/mnist_cnn.dnn"
+    (cd "$ROOT" && cargo build --release --bin dnnc 2>&1 | tail -1)
+    dnnc_cnn "dnnc (jit, 1 thread)" examples/mnist_cnn.dnn "$DATA"
+    PEER_ARGS=(--bench B2)
+    ;;
+  cifar)
+    echo "=== dnnc (JIT): benches/peers/cifar_b3.dnn on the peers' CIFAR-shaped stand-in"
+    (cd "$ROOT" && cargo build --release --bin dnnc 2>&1 | tail -1)
+    PROXY="$ROOT/target/peers/cifar-proxy"
+    if [ ! -f "$PROXY/cifar10/test_batch.bin" ]; then
+      "$VENV/bin/python" "$ROOT/benches/peers/write_cifar_proxy.py" "$PEERS_DIR" "$DATA" "$PROXY" || exit 1
+    fi
+    dnnc_cnn "dnnc (jit, 1 thread)" benches/peers/cifar_b3.dnn "$PROXY"
+    PEER_ARGS=(--bench B3 --synthetic-cifar)
+    ;;
+esac
 
 if [ "$SKIP_PEERS" = 0 ]; then
   PY="$VENV/bin/python"
@@ -58,7 +116,7 @@ if [ "$SKIP_PEERS" = 0 ]; then
     run_peer() {  # run_peer SCRIPT ARGS...
       quiet
       echo "=== $*"
-      "$PY" "$PEERS_DIR/$1" "${@:2}" --bench B1,B5 --epochs "$EPOCHS" --data "$DATA" --out "$OUT" --tag side-by-side 2>&1 \
+      "$PY" "$PEERS_DIR/$1" "${@:2}" "${PEER_ARGS[@]}" --epochs "$EPOCHS" --data "$DATA" --out "$OUT" --tag side-by-side 2>&1 \
         | grep -vE "oneDNN custom operations|absl::InitializeLog|^\s*$" | tail -3
     }
     run_peer keras_bench.py --backend jax
@@ -83,7 +141,7 @@ for r in rows:
 peers = [r["median_epoch_s_excl_first"] for fw, r in train.items() if not fw.startswith("dnnc")]
 fastest = min(peers) if peers else None
 print()
-print("| framework | s/epoch (median 2-5) | vs fastest peer | test acc | batch-1 latency | batch-1000 samples/s |")
+print("| framework | s/epoch (median excl. epoch 1) | vs fastest peer | test acc | batch-1 latency | batch-1000 samples/s |")
 print("|---|---:|---:|---:|---:|---:|")
 for fw, r in train.items():
     s = r["median_epoch_s_excl_first"]

@@ -1,12 +1,14 @@
 //! Host calls: the work of a compiled step that is not a Cranelift kernel (matrix
-//! products on the tuned GEMM, one-hot encoding, the reference-kernel fallback, clipping
-//! norms, state copies), called from the compiled driver through [`dnnc_host_call`].
+//! products on the tuned GEMM, convolutions and pooling, one-hot encoding, the
+//! reference-kernel fallback, clipping norms, state copies), called from the compiled
+//! driver through [`dnnc_host_call`].
 //!
 //! Every pointer a host op uses is read from the step's frame at call time (so inputs
 //! bound for this run are seen) and is valid for the length recorded here: `program.rs`
 //! builds the frame from the plan and checks every external slice before a run. The entry
 //! point never unwinds into compiled code: a panic becomes an error code.
 
+use super::window::WindowKernel;
 use crate::ir::{NodeId, Op, RunError};
 use crate::kernels::gemm::{BatchLayout, Parallelism, gemm_batched};
 use crate::ops::{self, EvalCtx, Value};
@@ -30,6 +32,15 @@ pub(crate) enum HostOp {
         out: usize,
         rows: usize,
         depth: usize,
+    },
+    Window {
+        node: NodeId,
+        kernel: WindowKernel,
+        a: usize,
+        b: usize,
+        out: usize,
+        scratch: usize,
+        threads: usize,
     },
     Fallback {
         node: NodeId,
@@ -129,6 +140,15 @@ impl HostCtx {
                     }
                 }
                 Ok(())
+            }
+            &HostOp::Window { node, kernel, a, b, out, scratch, threads } => {
+                let [la, lb, lo] = kernel.lens();
+                let (a, b) = unsafe { (self.slice::<f32>(a, la), self.slice::<f32>(b, lb)) };
+                let out = unsafe { self.slice_mut::<f32>(out, lo) };
+                let scratch = unsafe { self.slice_mut::<f32>(scratch, kernel.scratch_len(threads)) };
+                kernel
+                    .run(a, b, out, scratch, threads)
+                    .map_err(|message| RunError::InvalidGraph { node, message })
             }
             HostOp::Fallback { node, span, op, operands, out } => {
                 self.fallback(*node, *span, op, operands, out)

@@ -8,6 +8,7 @@
 //! bounds for the lengths recorded in the plan.
 
 use super::kexpr::KernelSpec;
+use super::window::WindowKernel;
 use crate::ir::NodeId;
 use crate::kernels::gemm::BatchLayout;
 use crate::runtime::optim::OptimizerSpec;
@@ -38,6 +39,9 @@ pub enum Instr {
     Gemm { a: Ptr, b: Ptr, c: Ptr, layouts: [BatchLayout; 3], threads: usize },
     /// `out[r, labels[r]] = 1`, the rest 0.
     OneHot { labels: Ptr, out: Ptr, rows: usize, depth: usize },
+    /// A native convolution or pooling kernel of `node`: `out = kernel(a, b)` (`b` unused
+    /// by pooling), with `scratch` reserved for this instruction alone.
+    Window { node: NodeId, kernel: WindowKernel, a: Ptr, b: Ptr, out: Ptr, scratch: Ptr, threads: usize },
     /// The reference kernel of `node` on copies of its operands.
     Fallback { node: NodeId, operands: Vec<(Ptr, DType, Vec<usize>)>, out: (Ptr, DType, Vec<usize>) },
     /// Writes the clipping scale(s) for gradients `grads` into hyper slots `targets`:

@@ -25,6 +25,7 @@ pub mod program;
 mod scalar_math;
 pub mod specialize;
 pub mod update;
+pub mod window;
 
 pub use jit::{Jit, Kernel, clif_text};
 pub use kexpr::{Access, KernelError, KernelExpr, KernelKind, KernelSpec, ReduceAxis};

@@ -67,6 +67,21 @@ impl Plan {
                 Instr::OneHot { labels, out: o, rows, depth } => {
                     writeln!(out, "one_hot {rows}x{depth} ({}) -> {}", ptr(labels), ptr(o))
                 }
+                Instr::Window { node, kernel, a, b, out: o, scratch, threads } => {
+                    let operands = if kernel.lens()[1] > 0 { list(&[*a, *b]) } else { ptr(a) };
+                    let threads = if *threads > 1 { format!(" on {threads} threads") } else { String::new() };
+                    let scratch = match kernel.scratch_len(1) {
+                        0 => String::new(),
+                        _ => format!(", scratch {}", ptr(scratch)),
+                    };
+                    writeln!(
+                        out,
+                        "{} %{} ({operands}) -> {}{scratch}{threads}",
+                        kernel.name(),
+                        node.0,
+                        ptr(o)
+                    )
+                }
                 Instr::Fallback { node, operands, out: o } => {
                     let ins: Vec<Ptr> = operands.iter().map(|x| x.0).collect();
                     writeln!(out, "reference %{} ({}) -> {}", node.0, list(&ins), ptr(&o.0))

@@ -113,6 +113,15 @@ impl Program {
                     rows: *rows,
                     depth: *depth,
                 }),
+                &Instr::Window { node, kernel, a, b, out, scratch, threads } => ops.push(HostOp::Window {
+                    node,
+                    kernel,
+                    a: slot(a, &mut frame),
+                    b: slot(b, &mut frame),
+                    out: slot(out, &mut frame),
+                    scratch: slot(scratch, &mut frame),
+                    threads,
+                }),
                 Instr::Fallback { node, operands, out } => {
                     let operands =
                         operands.iter().map(|(p, d, s)| (slot(*p, &mut frame), *d, s.clone())).collect();

@@ -12,6 +12,7 @@
 pub use super::instr::*;
 use super::kexpr::{Access, KernelSpec};
 use super::update::{H_SCALE0, update_kernel};
+use super::window::window_step;
 use crate::fuse::plan::{Interval, assign};
 use crate::fuse::{Loc, Schedule, StepKind};
 use crate::ir::{NodeId, Op};
@@ -232,6 +233,24 @@ pub fn specialize(
         });
         f32_nodes.push(n);
     }
+    // Scratch of the native window kernels, live for their one instruction.
+    let windows: Vec<_> = schedule.steps.iter().map(|s| window_step(&s.kind, g, &shapes, options)).collect();
+    let mut scratch_of = vec![None; schedule.steps.len()];
+    for (at, item) in items.iter().enumerate() {
+        if let Item::Step(s) = *item
+            && let Some((w, threads)) = windows[s]
+        {
+            scratch_of[s] = Some(intervals.len());
+            let size = w.scratch_len(threads);
+            intervals.push(Interval {
+                size,
+                first: at,
+                last: at,
+                gives_in_place: false,
+                takes_in_place: false,
+            });
+        }
+    }
     let (offsets, arena_len) = assign(&intervals);
     let mut offset = vec![0usize; g.nodes.len()];
     let mut buffers = Vec::new();
@@ -345,6 +364,20 @@ pub fn specialize(
                     depth: *depth,
                 },
                 StepKind::Constant { .. } => continue,
+                StepKind::Fallback { node } if windows[s].is_some() => {
+                    let (kernel, threads) = windows[s].expect("matched by the guard");
+                    let inputs = &g.node(*node).inputs;
+                    let scratch = scratch_of[s].map_or(0, |i| offsets[i]);
+                    Instr::Window {
+                        node: *node,
+                        kernel,
+                        a: ptr(inputs[0]),
+                        b: ptr(*inputs.get(1).unwrap_or(&inputs[0])),
+                        out: ptr(*node),
+                        scratch: Ptr { base: Base::Arena, offset: scratch },
+                        threads,
+                    }
+                }
                 StepKind::Fallback { node } => {
                     let x = g.node(*node).inputs.first().copied();
                     match (&g.node(*node).op, x.map(|x| g.ty(x).dtype)) {

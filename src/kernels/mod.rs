@@ -1,7 +1,9 @@
-//! Hand-written compute kernels the compiled step calls into:
-//! matrix products (`gemm`) for now. Everything here is safe to call with any input: bad
-//! shapes and short slices are `Err`s.
+//! Hand-written compute kernels the compiled step calls into: matrix products (`gemm`),
+//! convolutions through them (`conv`) and pooling (`pool`). Everything here is safe to call
+//! with any input: bad shapes and short slices are `Err`s.
 
+pub mod conv;
 pub mod gemm;
 mod gemm_blocked;
 mod gemm_micro;
+pub mod pool;

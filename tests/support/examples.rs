@@ -1,0 +1,127 @@
+//! Setup shared by the tests that run the examples on both back ends: loading an example,
+//! random inputs of a batch size, and a relative comparison of values.
+
+#![allow(dead_code)]
+
+use dnnc::codegen::PlanOptions;
+use dnnc::ops::Value;
+use dnnc::runtime::rng::Rng;
+use dnnc::runtime::train::{
+    BackendKind, Executable, InterpStepper, JitExecutable, JitStepper, ParamStore, TrainStepper, prepare,
+    step_graph,
+};
+use dnnc::sema::{Program, TrainSpec};
+use ndarray::{ArrayD, IxDyn};
+
+pub fn program(path: &str) -> Program {
+    let text = std::fs::read_to_string(path).expect("example exists");
+    let mut checked = dnnc::sema::check_source(path, &text);
+    assert!(checked.diags.iter().all(|d| !d.is_error()), "{path} has errors");
+    checked.program.take().expect("checked program")
+}
+
+pub fn train_spec(p: &Program) -> &TrainSpec {
+    p.trains.iter().find(|t| t.train_graph.is_some()).expect("a train block")
+}
+
+/// Random inputs for `graph` with batch `b`: floats in [0, 1), integer labels below `classes`.
+pub fn inputs(graph: &dnnc::ir::Graph, b: usize, classes: i64, rng: &mut Rng) -> Vec<Value> {
+    graph
+        .inputs
+        .iter()
+        .map(|i| {
+            let shape: Vec<usize> =
+                i.ty.shape.iter().map(|d| d.as_const().map_or(b, |c| c as usize)).collect();
+            let n = shape.iter().product();
+            match i.ty.dtype {
+                dnnc::shape::DType::I64 => Value::I64(
+                    ArrayD::from_shape_vec(
+                        IxDyn(&shape),
+                        (0..n).map(|_| rng.below(classes as u64) as i64).collect(),
+                    )
+                    .unwrap(),
+                ),
+                _ => Value::F32(
+                    ArrayD::from_shape_vec(IxDyn(&shape), (0..n).map(|_| rng.uniform() as f32).collect())
+                        .unwrap(),
+                ),
+            }
+        })
+        .collect()
+}
+
+/// Asserts `a ≈ b` within `rel` of the larger magnitude of `b` (at least 1e-6).
+pub fn assert_close(what: &str, a: &Value, b: &Value, rel: f64) {
+    assert_close_above(what, a, b, rel, 1e-6);
+}
+
+/// Asserts `a ≈ b` within `rel` of the larger of `floor` and the magnitude of `b`.
+pub fn assert_close_above(what: &str, a: &Value, b: &Value, rel: f64, floor: f64) {
+    let (a, b) = (a.to_f64(), b.to_f64());
+    assert_eq!(a.shape(), b.shape(), "{what}: shapes differ");
+    let scale = b.iter().fold(floor, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+        assert!((x - y).abs() <= rel * scale, "{what}[{i}]: jit {x} vs interp {y} (scale {scale})");
+    }
+}
+
+/// Compares every output of the step graph (loss, predictions, gradients) on two random
+/// batches, within a relative `rel` of each output's scale (at least `floor`).
+pub fn compare_step_outputs(path: &str, b: usize, classes: i64, rel: f64, floor: f64) {
+    let p = program(path);
+    let spec = train_spec(&p);
+    let graph = step_graph(spec).expect("step graph");
+    let store = ParamStore::init(spec.train_graph.as_ref().unwrap(), 3).unwrap();
+    let params = store.values_for(&graph).unwrap();
+    let mut rng = Rng::new(11);
+    let mut jit = JitExecutable::new(&graph, 0, PlanOptions::default());
+    let mut interp = prepare(BackendKind::Interp, &graph, 0);
+    for _ in 0..2 {
+        let x = inputs(&graph, b, classes, &mut rng);
+        assert!(jit.program(&x).unwrap().is_some(), "{path}: the JIT compiles the step graph");
+        let got = jit.run(&x, &params, 0).unwrap();
+        let want = interp.run(&x, &params, 0).unwrap();
+        for ((name, _), (g, w)) in graph.outputs.iter().zip(got.iter().zip(&want)) {
+            assert_close_above(&format!("{path} {name}"), g, w, rel, floor);
+        }
+    }
+}
+
+/// Runs `steps` training steps on both steppers from the same parameters and batches and
+/// compares loss, predictions and every parameter after each step.
+pub fn compare_training_steps(path: &str, b: usize, classes: i64, steps: u64) {
+    let p = program(path);
+    let spec = train_spec(&p);
+    let graph = step_graph(spec).expect("step graph");
+    let store = ParamStore::init(spec.train_graph.as_ref().unwrap(), 5).unwrap();
+    let opt = dnnc::runtime::optim::OptimizerSpec::from_call("Adam", &[]).unwrap();
+    let mut jit = JitStepper::new(&graph, store.clone(), opt.clone(), 0, PlanOptions::default()).unwrap();
+    let mut interp = InterpStepper::new(&graph, store, opt, 0).unwrap();
+    let mut rng = Rng::new(21);
+    for step in 0..steps {
+        // A different batch size on the last step exercises a second specialization.
+        let x = inputs(&graph, if step + 1 == steps { b + 3 } else { b }, classes, &mut rng);
+        let (jl, jp) = {
+            let s = jit.step(&x, step).unwrap();
+            (s.loss, s.predictions.to_owned())
+        };
+        let (il, ip) = {
+            let s = interp.step(&x, step).unwrap();
+            (s.loss, s.predictions.to_owned())
+        };
+        assert!((jl - il).abs() <= 1e-4 * il.abs().max(1.0), "{path} step {step}: loss {jl} vs {il}");
+        assert_close(&format!("{path} step {step} predictions"), &Value::F32(jp), &Value::F32(ip), 1e-4);
+        assert_eq!(jit.backend(), "jit");
+        let (jp, ip) = (jit.params(), interp.params());
+        for (k, name) in ip.names.iter().enumerate() {
+            let what = format!("{path} step {step} {name}");
+            assert_close(&what, &Value::F32(jp.values[k].clone()), &Value::F32(ip.values[k].clone()), 1e-4);
+        }
+    }
+    let (js, is) = (jit.optimizer_state(), interp.optimizer_state());
+    assert_eq!(js.step, is.step);
+    for ((jn, jt), (iname, it)) in js.tensors.iter().zip(&is.tensors) {
+        assert_eq!(jn, iname);
+        assert_close(jn, &Value::F32(jt.clone()), &Value::F32(it.clone()), 1e-3);
+    }
+}
