@@ -58,6 +58,10 @@ pub struct RunArgs {
     /// What runs the graphs: compiled code (default) or the reference interpreter.
     #[arg(long, value_enum)]
     pub backend: Option<Backend>,
+    /// Threads for the large matrix products and convolutions of the compiled step
+    /// (default 1: the small products of a training batch gain nothing from a second).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -78,3 +78,33 @@ fn resnet_step_outputs_match_the_interpreter() {
 fn mnist_cnn_training_steps_match_the_interpreter() {
     compare_training_steps("examples/mnist_cnn.dnn", 4, 10, 3);
 }
+
+#[test]
+fn two_threads_train_the_cnn_like_one() {
+    // Threads split the images of a convolution and the rows of a product: each element
+    // is summed in the same order, except the filter gradient's sum over the two halves.
+    let p = program("examples/mnist_cnn.dnn");
+    let spec = train_spec(&p);
+    let graph = step_graph(spec).expect("step graph");
+    let mut rng = dnnc::runtime::rng::Rng::new(5);
+    let batch = support::inputs(&graph, 8, 10, &mut rng);
+    let mut params = Vec::new();
+    for threads in [1, 2] {
+        let store = ParamStore::init(spec.train_graph.as_ref().unwrap(), 1).unwrap();
+        let opt = dnnc::runtime::optim::OptimizerSpec::from_call("Adam", &[]).unwrap();
+        let options = PlanOptions { threads, parallel_threshold: 1 };
+        let mut s = JitStepper::new(&graph, store, opt, 0, options).unwrap();
+        for step in 0..2 {
+            s.step(&batch, step).expect("step");
+        }
+        let plan = s.plans()[0];
+        let parallel = plan.instrs.iter().any(|i| matches!(i, Instr::Gemm { threads: 2, .. }));
+        assert_eq!(parallel, threads == 2, "products use the threads they are given");
+        params.push(s.params());
+    }
+    for ((name, a), b) in params[0].names.iter().zip(&params[0].values).zip(&params[1].values) {
+        let scale = a.iter().fold(1e-3f32, |m, x| m.max(x.abs()));
+        let diff = a.iter().zip(b.iter()).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(diff <= 1e-4 * scale, "{name}: 1 and 2 threads differ by {diff} (scale {scale})");
+    }
+}

@@ -24,7 +24,7 @@ fn config(a: &RunArgs) -> RunConfig {
             crate::Backend::Jit => train::BackendKind::Jit,
             crate::Backend::Interp => train::BackendKind::Interp,
         }),
-        threads: None,
+        threads: a.threads,
     }
 }
 
