@@ -16,7 +16,7 @@ use crate::source::Span;
 use ndarray::{ArrayD, IxDyn};
 
 /// A host op, its pointers given as frame slots.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) enum HostOp {
     Gemm {
         a: usize,
@@ -54,6 +54,8 @@ pub(crate) enum HostOp {
         to: usize,
         len: usize,
     },
+    /// A loop over time with its compiled body (`scan.rs`).
+    Scan(Box<std::cell::RefCell<super::scan::ScanRunner>>),
 }
 
 /// What the host calls of one run see.
@@ -76,21 +78,21 @@ fn span(l: &BatchLayout) -> usize {
 }
 
 impl HostCtx {
-    fn slot<T>(&self, slot: usize) -> *mut T {
+    pub(super) fn slot<T>(&self, slot: usize) -> *mut T {
         // Safety: `slot` is a frame index the plan created; the frame outlives the run.
         unsafe { *self.frame.add(slot) as *mut T }
     }
 
     /// # Safety
     /// The frame slot must point to at least `len` valid elements of `T` for the call.
-    unsafe fn slice<'a, T>(&self, slot: usize, len: usize) -> &'a [T] {
+    pub(super) unsafe fn slice<'a, T>(&self, slot: usize, len: usize) -> &'a [T] {
         unsafe { std::slice::from_raw_parts(self.slot::<T>(slot), len) }
     }
 
     /// # Safety
     /// As `slice`, and nothing else may read or write those elements during the borrow.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn slice_mut<'a, T>(&self, slot: usize, len: usize) -> &'a mut [T] {
+    pub(super) unsafe fn slice_mut<'a, T>(&self, slot: usize, len: usize) -> &'a mut [T] {
         unsafe { std::slice::from_raw_parts_mut(self.slot::<T>(slot), len) }
     }
 
@@ -153,6 +155,13 @@ impl HostCtx {
                 }
                 Ok(())
             }
+            HostOp::Scan(runner) => runner
+                .try_borrow_mut()
+                .map_err(|_| RunError::InvalidGraph {
+                    node: NodeId(0),
+                    message: "a loop runs itself".into(),
+                })?
+                .run(self),
             &HostOp::Copy { from, to, len } => {
                 let from = unsafe { self.slice::<f32>(from, len) };
                 unsafe { self.slice_mut::<f32>(to, len).copy_from_slice(from) };

@@ -47,6 +47,8 @@ pub enum Instr {
     Copy { from: Ptr, to: Ptr, len: usize },
     /// Converts `len` i64 elements to f32 (labels used as numbers).
     CastI64 { from: Ptr, to: Ptr, len: usize },
+    /// A loop over time running its compiled body once per step (`scan.rs`).
+    Scan(Box<super::scan::ScanLoop>),
 }
 
 /// What the caller binds to external `k`.
@@ -89,7 +91,7 @@ pub struct PlannedBuffer {
 }
 
 /// A schedule specialized for one binding of its symbols.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     pub instrs: Vec<Instr>,
     /// Kernel specs and whether each contracts multiply-adds.

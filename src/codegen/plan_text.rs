@@ -76,6 +76,20 @@ impl Plan {
                     writeln!(out, "clip_norm{} ({})", if *global { " global" } else { "" }, list(&gs))
                 }
                 Instr::Copy { from, to, len } => writeln!(out, "copy {len} ({}) -> {}", ptr(from), ptr(to)),
+                Instr::Scan(lp) => {
+                    let ins: Vec<Ptr> = lp.operands.iter().map(|x| x.0).collect();
+                    let outs: Vec<Ptr> = lp.results.iter().map(|x| x.1).collect();
+                    writeln!(
+                        out,
+                        "scan %{}{} {} steps, body of {} instructions ({}) -> {}",
+                        lp.node.0,
+                        if lp.reverse { " reverse" } else { "" },
+                        lp.steps,
+                        lp.plan.instrs.len(),
+                        list(&ins),
+                        list(&outs)
+                    )
+                }
                 Instr::CastI64 { from, to, len } => {
                     writeln!(out, "cast_i64 {len} ({}) -> {}", ptr(from), ptr(to))
                 }

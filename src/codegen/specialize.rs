@@ -47,6 +47,7 @@ pub fn specialize(
         }
     }
     let numel = |id: NodeId| shapes[id.index()].iter().product::<usize>();
+    let loops = super::scan::ScanLoops::plan(schedule, &shapes, options);
     let (ni, np) = (g.inputs.len(), g.params.len());
     let mut exts: Vec<ExtInfo> = Vec::new();
     let mut input_shapes = Vec::new();
@@ -161,8 +162,9 @@ pub fn specialize(
     for (at, item) in items.iter().enumerate() {
         match *item {
             Item::Step(s) => {
-                for n in schedule.steps[s].outputs() {
-                    first[n.index()] = at;
+                // A loop writes the results of all its members at once.
+                for n in schedule.steps[s].outputs().into_iter().chain(loops.members(s).iter().copied()) {
+                    first[n.index()] = first[n.index()].min(at);
                     writer_kernel[n.index()] = matches!(schedule.steps[s].kind, StepKind::Elementwise { .. });
                 }
                 for &(n, a) in &reads[s] {
@@ -334,6 +336,12 @@ pub fn specialize(
                 StepKind::Fallback { node } => {
                     let x = g.node(*node).inputs.first().copied();
                     match (&g.node(*node).op, x.map(|x| g.ty(x).dtype)) {
+                        (Op::Scan { .. }, _) if loops.is_native(s) => {
+                            match loops.instr(s, g, &shapes, &ptr) {
+                                Some(instr) => instr,
+                                None => continue,
+                            }
+                        }
                         (Op::Cast { to: DType::F32 }, Some(DType::I64)) => Instr::CastI64 {
                             from: ptr(x.unwrap_or(*node)),
                             to: ptr(*node),

@@ -11,7 +11,10 @@
 //!   broadcast); `size_of` over literal dimensions becomes a `fill`;
 //! - x + 0 = 0 + x = x (up to the sign of a zero x), x − 0 = x, x·1 = 1·x = x, x / 1 = x,
 //!   x^1 = x, −(−x) = x, and reshape, broadcast, cast or transpose to what x already is = x;
-//! - x·0 = 0·x = 0, which assumes x finite (NaN·0 and ∞·0 are NaN), as fast-math does.
+//! - x·0 = 0·x = 0, which assumes x finite (NaN·0 and ∞·0 are NaN), as fast-math does;
+//! - scan(b, ops, output: o) = scan(s, ops, output: o) when body `s` extends body `b`
+//!   (same inputs, `b`'s nodes and outputs as its first ones), so one loop serves both:
+//!   the forward loop and the saving loop of backpropagation through time.
 
 use super::{BinaryOp, Graph, Node, NodeId, Op, UnaryOp};
 use crate::ops::{self, EvalCtx, Value};
@@ -23,11 +26,67 @@ pub fn simplify(graph: &Graph) -> Graph {
     let mut g = graph.clone();
     for _ in 0..4 {
         let before = g.nodes.len();
-        g = eliminate_dead_code(&eliminate_common_subexpressions(&fold_constants(&g)));
+        g = eliminate_dead_code(&eliminate_common_subexpressions(&merge_scan_loops(&fold_constants(&g))));
         if g.nodes.len() == before {
             break;
         }
     }
+    g
+}
+
+/// Whether scan `big` computes everything scan `small` does and more: the same loop
+/// attributes and operands, and a body whose inputs are `small`'s and whose nodes and
+/// outputs start with `small`'s (node ids in a body are positions, so equal prefixes are
+/// equal values).
+fn extends(big: &Node, small: &Node) -> bool {
+    let (
+        Op::Scan { body: b, carries: bk, sequences: bm, reverse: br, .. },
+        Op::Scan { body: s, carries: sk, sequences: sm, reverse: sr, .. },
+    ) = (&big.op, &small.op)
+    else {
+        return false;
+    };
+    let outputs = |g: &Graph| g.outputs.iter().map(|o| o.1).collect::<Vec<_>>();
+    let (bo, so) = (outputs(b), outputs(s));
+    (bk, bm, br) == (sk, sm, sr)
+        && big.inputs == small.inputs
+        && b.inputs == s.inputs
+        && b.params.is_empty()
+        && s.params.is_empty()
+        && b.nodes.len() >= s.nodes.len()
+        && b.nodes[..s.nodes.len()] == s.nodes[..]
+        && bo.len() >= so.len()
+        && bo[..so.len()] == so[..]
+        && (b.nodes.len(), bo.len()) != (s.nodes.len(), so.len())
+}
+
+/// Makes every scan node whose loop another scan node over the same operands extends
+/// read the largest such loop (see the module header), so that both are one loop.
+pub fn merge_scan_loops(graph: &Graph) -> Graph {
+    let mut g = graph.clone();
+    let scans: Vec<usize> =
+        (0..g.nodes.len()).filter(|&i| matches!(g.nodes[i].op, Op::Scan { .. })).collect();
+    for &a in &scans {
+        let largest = scans
+            .iter()
+            .filter(|&&b| b != a && extends(&graph.nodes[b], &graph.nodes[a]))
+            .max_by_key(|&&b| match &graph.nodes[b].op {
+                Op::Scan { body, .. } => (body.nodes.len(), body.outputs.len()),
+                _ => (0, 0),
+            });
+        if let (Some(&b), Op::Scan { output, .. }) = (largest, &graph.nodes[a].op)
+            && let Op::Scan { body, carries, sequences, reverse, .. } = &graph.nodes[b].op
+        {
+            g.nodes[a].op = Op::Scan {
+                body: body.clone(),
+                carries: *carries,
+                sequences: *sequences,
+                reverse: *reverse,
+                output: *output,
+            };
+        }
+    }
+    super::debug_verify(&g, "simplify::merge_scan_loops");
     g
 }
 
