@@ -56,6 +56,18 @@ pub(crate) enum HostOp {
     },
     /// A loop over time with its compiled body (`scan.rs`).
     Scan(Box<std::cell::RefCell<super::scan::ScanRunner>>),
+    /// `gather` (`scatter: false`) or `scatter_add` of f32 rows (`rows.rs`): `a` is the
+    /// table or the ids, `b` the ids or the gradient.
+    Rows {
+        site: super::rows::RowsSite,
+        scatter: bool,
+        a: usize,
+        b: usize,
+        out: usize,
+        rows: usize,
+        width: usize,
+        count: usize,
+    },
 }
 
 /// What the host calls of one run see.
@@ -162,6 +174,17 @@ impl HostCtx {
                     message: "a loop runs itself".into(),
                 })?
                 .run(self),
+            &HostOp::Rows { site, scatter: false, a, b, out, rows, width, count } => {
+                let (table, ids) =
+                    unsafe { (self.slice::<f32>(a, rows * width), self.slice::<i64>(b, count)) };
+                let out = unsafe { self.slice_mut::<f32>(out, count * width) };
+                super::rows::gather(table, ids, out, width, site)
+            }
+            &HostOp::Rows { site, scatter: true, a, b, out, rows, width, count } => {
+                let (ids, g) = unsafe { (self.slice::<i64>(a, count), self.slice::<f32>(b, count * width)) };
+                let out = unsafe { self.slice_mut::<f32>(out, rows * width) };
+                super::rows::scatter_add(ids, g, out, width, site)
+            }
             &HostOp::Copy { from, to, len } => {
                 let from = unsafe { self.slice::<f32>(from, len) };
                 unsafe { self.slice_mut::<f32>(to, len).copy_from_slice(from) };

@@ -49,6 +49,11 @@ pub enum Instr {
     CastI64 { from: Ptr, to: Ptr, len: usize },
     /// A loop over time running its compiled body once per step (`scan.rs`).
     Scan(Box<super::scan::ScanLoop>),
+    /// `out[i] = table[ids[i]]` for `count` ids and rows of `width` (`rows.rs`); `rows` is
+    /// the table's row count.
+    Gather { node: NodeId, table: Ptr, ids: Ptr, out: Ptr, rows: usize, width: usize, count: usize },
+    /// `out = 0; out[ids[i]] += g[i]` (`rows.rs`), `out` of `rows` rows.
+    ScatterAdd { node: NodeId, ids: Ptr, g: Ptr, out: Ptr, rows: usize, width: usize, count: usize },
 }
 
 /// What the caller binds to external `k`.

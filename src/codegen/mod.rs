@@ -22,6 +22,7 @@ mod lower;
 mod math;
 mod plan_text;
 pub mod program;
+mod rows;
 mod scalar_math;
 mod scan;
 pub mod specialize;

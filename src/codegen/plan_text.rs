@@ -90,6 +90,12 @@ impl Plan {
                         list(&outs)
                     )
                 }
+                Instr::Gather { table, ids, out: o, count, width, .. } => {
+                    writeln!(out, "gather {count}x{width} ({}, {}) -> {}", ptr(table), ptr(ids), ptr(o))
+                }
+                Instr::ScatterAdd { ids, g, out: o, rows, width, .. } => {
+                    writeln!(out, "scatter_add {rows}x{width} ({}, {}) -> {}", ptr(ids), ptr(g), ptr(o))
+                }
                 Instr::CastI64 { from, to, len } => {
                     writeln!(out, "cast_i64 {len} ({}) -> {}", ptr(from), ptr(to))
                 }

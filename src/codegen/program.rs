@@ -145,6 +145,26 @@ impl Program {
                     let runner = super::scan::ScanRunner::new(lp, &mut |p| slot(p, &mut frame), seed)?;
                     ops.push(HostOp::Scan(Box::new(std::cell::RefCell::new(runner))));
                 }
+                &Instr::Gather { node, table, ids, out, rows, width, count } => ops.push(HostOp::Rows {
+                    site: super::rows::RowsSite { node, span: graph.node(node).span },
+                    scatter: false,
+                    a: slot(table, &mut frame),
+                    b: slot(ids, &mut frame),
+                    out: slot(out, &mut frame),
+                    rows,
+                    width,
+                    count,
+                }),
+                &Instr::ScatterAdd { node, ids, g, out, rows, width, count } => ops.push(HostOp::Rows {
+                    site: super::rows::RowsSite { node, span: graph.node(node).span },
+                    scatter: true,
+                    a: slot(ids, &mut frame),
+                    b: slot(g, &mut frame),
+                    out: slot(out, &mut frame),
+                    rows,
+                    width,
+                    count,
+                }),
                 Instr::CastI64 { from, to, len } => ops.push(HostOp::CastI64 {
                     from: slot(*from, &mut frame),
                     to: slot(*to, &mut frame),

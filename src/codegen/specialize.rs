@@ -342,6 +342,9 @@ pub fn specialize(
                                 None => continue,
                             }
                         }
+                        (Op::Gather | Op::ScatterAdd, _) if g.ty(*node).dtype == DType::F32 => {
+                            rows_instr(*node, g, &shapes, &ptr)
+                        }
                         (Op::Cast { to: DType::F32 }, Some(DType::I64)) => Instr::CastI64 {
                             from: ptr(x.unwrap_or(*node)),
                             to: ptr(*node),
@@ -449,6 +452,30 @@ fn broadcast_batch(l: BatchLayout, batch: usize) -> Option<BatchLayout> {
         Some(BatchLayout { batch, batch_stride: 0, matrix: l.matrix })
     } else {
         None
+    }
+}
+
+/// `gather` or `scatter_add` on f32 rows, on the host (see `rows.rs`).
+fn rows_instr(
+    node: NodeId,
+    g: &crate::ir::Graph,
+    shapes: &[Vec<usize>],
+    ptr: &dyn Fn(NodeId) -> Ptr,
+) -> Instr {
+    let ins = &g.node(node).inputs;
+    let shape = |n: NodeId| &shapes[n.index()];
+    if g.node(node).op == Op::Gather {
+        let (table, ids) = (ins[0], ins[1]);
+        let rows = shape(table).first().copied().unwrap_or(0);
+        let width = shape(table).iter().skip(1).product();
+        let count = shape(ids).iter().product();
+        Instr::Gather { node, table: ptr(table), ids: ptr(ids), out: ptr(node), rows, width, count }
+    } else {
+        let (ids, grad) = (ins[0], ins[1]);
+        let rows = shape(node).first().copied().unwrap_or(0);
+        let width = shape(node).iter().skip(1).product();
+        let count = shape(ids).iter().product();
+        Instr::ScatterAdd { node, ids: ptr(ids), g: ptr(grad), out: ptr(node), rows, width, count }
     }
 }
 

@@ -14,9 +14,11 @@
 //! - x·0 = 0·x = 0, which assumes x finite (NaN·0 and ∞·0 are NaN), as fast-math does;
 //! - scan(b, ops, output: o) = scan(s, ops, output: o) when body `s` extends body `b`
 //!   (same inputs, `b`'s nodes and outputs as its first ones), so one loop serves both:
-//!   the forward loop and the saving loop of backpropagation through time.
+//!   the forward loop and the saving loop of backpropagation through time;
+//! - a per-step output of a loop that no node of the loop stacks is dropped from its body
+//!   (carries always stay), and the body's nodes that only served it with it.
 
-use super::{BinaryOp, Graph, Node, NodeId, Op, UnaryOp};
+use super::{BinaryOp, Graph, Node, NodeId, Op, ScanOutput, UnaryOp};
 use crate::ops::{self, EvalCtx, Value};
 use crate::shape::{TensorType, const_numel};
 use std::collections::HashMap;
@@ -26,7 +28,8 @@ pub fn simplify(graph: &Graph) -> Graph {
     let mut g = graph.clone();
     for _ in 0..4 {
         let before = g.nodes.len();
-        g = eliminate_dead_code(&eliminate_common_subexpressions(&merge_scan_loops(&fold_constants(&g))));
+        let merged = prune_scan_outputs(&merge_scan_loops(&fold_constants(&g)));
+        g = eliminate_dead_code(&eliminate_common_subexpressions(&merged));
         if g.nodes.len() == before {
             break;
         }
@@ -87,6 +90,67 @@ pub fn merge_scan_loops(graph: &Graph) -> Graph {
         }
     }
     super::debug_verify(&g, "simplify::merge_scan_loops");
+    g
+}
+
+/// Whether two scan nodes are the same loop, differing at most in the result they give.
+fn same_loop(a: &Node, b: &Node) -> bool {
+    match (&a.op, &b.op) {
+        (
+            Op::Scan { body, carries, sequences, reverse, .. },
+            Op::Scan { body: b2, carries: k2, sequences: m2, reverse: r2, .. },
+        ) => a.inputs == b.inputs && (carries, sequences, reverse) == (k2, m2, r2) && body == b2,
+        _ => false,
+    }
+}
+
+/// Removes from every loop the per-step outputs that none of its live nodes stacks (see
+/// the module header), renumbering the `stacked` results of the others.
+pub fn prune_scan_outputs(graph: &Graph) -> Graph {
+    let mut g = graph.clone();
+    let live = graph.live_nodes();
+    let scans: Vec<usize> =
+        (0..graph.nodes.len()).filter(|&i| live[i] && matches!(graph.nodes[i].op, Op::Scan { .. })).collect();
+    let mut done = vec![false; graph.nodes.len()];
+    for &a in &scans {
+        if done[a] {
+            continue;
+        }
+        let group: Vec<usize> =
+            scans.iter().copied().filter(|&b| same_loop(&graph.nodes[a], &graph.nodes[b])).collect();
+        group.iter().for_each(|&b| done[b] = true);
+        let Op::Scan { body, carries, .. } = &graph.nodes[a].op else { continue };
+        let stacked = |j: usize| {
+            group.iter().any(
+                |&b| matches!(graph.nodes[b].op, Op::Scan { output: ScanOutput::Stacked(s), .. } if s == j),
+            )
+        };
+        let keep: Vec<usize> = (0..body.outputs.len()).filter(|&j| j < *carries || stacked(j)).collect();
+        if keep.len() == body.outputs.len() {
+            continue;
+        }
+        let mut pruned = (**body).clone();
+        pruned.outputs = keep.iter().map(|&j| body.outputs[j].clone()).collect();
+        let pruned = Box::new(eliminate_dead_code(&pruned));
+        for &b in &group {
+            if let Op::Scan { carries, sequences, reverse, output, .. } = &graph.nodes[b].op {
+                let output = match *output {
+                    ScanOutput::Stacked(j) => {
+                        ScanOutput::Stacked(keep.iter().position(|&k| k == j).unwrap_or(j))
+                    }
+                    other => other,
+                };
+                g.nodes[b].op = Op::Scan {
+                    body: pruned.clone(),
+                    carries: *carries,
+                    sequences: *sequences,
+                    reverse: *reverse,
+                    output,
+                };
+            }
+        }
+    }
+    super::debug_verify(&g, "simplify::prune_scan_outputs");
     g
 }
 
