@@ -1,9 +1,10 @@
 //! A compiled training step allocates nothing after the first, except inside the `gemm`
-//! crate: the arenas, the frame and the programs are built once per batch size, and a step
-//! only binds pointers and calls native code. `gemm` 0.19 allocates its packing scratch on
-//! every call and takes no caller buffer, so the test counts, with this binary's own
-//! counting global allocator, the allocations of ten steps and requires them to equal
-//! exactly ten times those of the step's matrix products run alone.
+//! crate: the arenas, the frame and the programs (loop bodies and their scratch included)
+//! are built once per batch size, and a step only binds pointers and calls native code.
+//! `gemm` 0.19 allocates its packing scratch on every call and takes no caller buffer, so
+//! the test counts, with this binary's own counting global allocator, the allocations of
+//! ten steps and requires them to equal exactly ten times those of the step's matrix
+//! products run alone (a loop body's once per step of the loop).
 
 use dnnc::codegen::PlanOptions;
 use dnnc::ops::Value;
@@ -111,14 +112,19 @@ fn gemm_allocations(plan: &dnnc::codegen::Plan) -> usize {
         let m = l.matrix;
         (l.batch - 1) * l.batch_stride + (m.rows - 1) * m.row_stride + (m.cols - 1) * m.col_stride + 1
     };
-    let products: Vec<[BatchLayout; 3]> = plan
-        .instrs
-        .iter()
-        .filter_map(|i| match i {
-            Instr::Gemm { layouts, .. } => Some(*layouts),
-            _ => None,
-        })
-        .collect();
+    // The products of a plan, those of a loop's body once per step.
+    fn products(plan: &dnnc::codegen::Plan, times: usize, out: &mut Vec<[BatchLayout; 3]>) {
+        for i in &plan.instrs {
+            match i {
+                Instr::Gemm { layouts, .. } => out.extend(std::iter::repeat_n(*layouts, times)),
+                Instr::Scan(lp) => products(&lp.plan, times * lp.steps, out),
+                _ => {}
+            }
+        }
+    }
+    let mut all = Vec::new();
+    products(plan, 1, &mut all);
+    let products = all;
     assert!(!products.is_empty());
     let buffers: Vec<[Vec<f32>; 3]> =
         products.iter().map(|l| [0, 1, 2].map(|k| vec![0.5f32; span(&l[k])])).collect();
@@ -133,6 +139,12 @@ fn gemm_allocations(plan: &dnnc::codegen::Plan) -> usize {
 #[test]
 fn compiled_mnist_steps_allocate_only_inside_gemm() {
     assert_steps_do_not_allocate("examples/mnist.dnn", 10);
+}
+
+#[test]
+fn compiled_recurrent_steps_allocate_only_inside_gemm() {
+    // The loops over time run their compiled bodies on scratch built with the program.
+    assert_steps_do_not_allocate("examples/rnn_synthetic.dnn", 2);
 }
 
 #[test]
