@@ -104,6 +104,12 @@ fn warm_compiled_mnist_steps_allocate_nothing() {
 }
 
 #[test]
+fn warm_compiled_recurrent_steps_allocate_nothing() {
+    // The loops over time run their compiled bodies on scratch built with the program.
+    assert_steps_do_not_allocate("examples/rnn_synthetic.dnn", 2);
+}
+
+#[test]
 fn warm_compiled_binary_steps_allocate_nothing() {
     assert_steps_do_not_allocate("examples/binary.dnn", 2);
 }

@@ -4,7 +4,7 @@
 # epochs 2-5), test accuracy, the ratio to the fastest peer, batch-1 latency and batch-1000
 # throughput, plus dnnc's compile time and peak RSS.
 #
-#   benches/peers/run.sh [--setup] [--data DIR] [--epochs N] [--skip-peers] [--bench mlp|cnn|cifar]
+#   benches/peers/run.sh [--setup] [--data DIR] [--epochs N] [--skip-peers] [--bench mlp|cnn|cifar|lstm] [--threads N]
 #
 # --bench cnn    the MNIST CNN instead (peers' B2: Conv2D 32 3x3 relu, MaxPool 2, Dense 128
 #                relu, Dense 10; Adam 1e-3, batch 32, 2 epochs on all 60k images):
@@ -13,6 +13,11 @@
 #                --synthetic-cifar, batch 32, 2 epochs on 50k images): the stand-in is written
 #                to disk in the CIFAR binary format first (write_cifar_proxy.py, the peers' own
 #                construction), then `dnnc run benches/peers/cifar_b3.dnn` trains on it.
+# --bench lstm runs the IMDB LSTM instead (Embedding 5000x128, LSTM 64, Dense 1 sigmoid; Adam
+#              1e-3, batch 32, length 100, 2 epochs): dnnc's examples/imdb_report.rs and the
+#              peers' B4 (one epoch plus one warm epoch each; PyTorch eager and torch.compile),
+#              then a table of the steady epoch time and the test accuracy after 2 epochs.
+# --threads N  threads dnnc gives large products in the lstm bench (default 1).
 #
 # --setup      creates the peers' virtual environment from PyPI first (a few GB; never in CI):
 #              $PEERS_VENV, default ~/.cache/dnnc/peers-venv. PyTorch comes from its CPU wheel
@@ -28,6 +33,7 @@ EPOCHS=
 BENCH=mlp
 SETUP=0
 SKIP_PEERS=0
+THREADS=1
 PEERS_DIR=${PEERS_DIR:-/work/shared/peers}
 VENV=${PEERS_VENV:-$HOME/.cache/dnnc/peers-venv}
 OUT=${OUT:-$ROOT/target/peers/results.jsonl}
@@ -38,14 +44,15 @@ while [ $# -gt 0 ]; do
     --epochs) EPOCHS=$2; shift ;;
     --skip-peers) SKIP_PEERS=1 ;;
     --bench) BENCH=$2; shift ;;
+    --threads) THREADS=$2; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
 case $BENCH in
   mlp) EPOCHS=${EPOCHS:-5} ;;
-  cnn|cifar) EPOCHS=${EPOCHS:-2} ;;
-  *) echo "unknown bench $BENCH (mlp, cnn or cifar)" >&2; exit 2 ;;
+  cnn|cifar|lstm) EPOCHS=${EPOCHS:-2} ;;
+  *) echo "unknown bench $BENCH (mlp, cnn, cifar or lstm)" >&2; exit 2 ;;
 esac
 mkdir -p "$(dirname "$OUT")"
 : > "$OUT"
@@ -57,6 +64,47 @@ if [ "$SETUP" = 1 ]; then
   "$VENV/bin/pip" install --upgrade pip numpy
   "$VENV/bin/pip" install torch --index-url https://download.pytorch.org/whl/cpu || "$VENV/bin/pip" install torch
   "$VENV/bin/pip" install keras jax tensorflow-cpu || exit 1
+fi
+
+if [ "$BENCH" = lstm ]; then
+  echo "=== dnnc (JIT), IMDB LSTM"
+  (cd "$ROOT" && cargo build --release --example imdb_report 2>&1 | tail -1)
+  quiet
+  (cd "$ROOT" && /usr/bin/time -f "dnnc max RSS %M KiB" target/release/examples/imdb_report --data "$DATA" --epochs 2 --threads "$THREADS") \
+    2>&1 | tee /dev/stderr | grep '^RESULT ' | sed 's/^RESULT //' >> "$OUT"
+  PY="$VENV/bin/python"
+  if [ "$SKIP_PEERS" = 0 ] && [ -x "$PY" ]; then
+    for peer in "keras_bench.py --backend jax" "keras_bench.py --backend tensorflow" "torch_bench.py" "torch_bench.py --compile"; do
+      quiet
+      echo "=== $peer"
+      # shellcheck disable=SC2086
+      "$PY" "$PEERS_DIR/"$peer --bench B4 --epochs 1 --data "$DATA" --out "$OUT" --tag side-by-side 2>&1 \
+        | grep -vE "oneDNN custom operations|absl::InitializeLog|^\s*$" | tail -3
+    done
+  fi
+  echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+  python3 - "$OUT" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+peers = [r["median_epoch_s_excl_first"] for r in rows if not r["framework"].startswith("dnnc")]
+fastest = min(peers) if peers else None
+print()
+print("| framework | s/epoch (warm) | vs fastest peer | test acc after 2 epochs | test acc after 1 | other processes' CPU share |")
+print("|---|---:|---:|---:|---:|---:|")
+for r in rows:
+    s = r["median_epoch_s_excl_first"]
+    ratio = f"{s / fastest:.2f}x" if fastest else "-"
+    acc2 = r.get("test_acc_after_extra_epoch", r["test_acc"])
+    acc1 = r["test_acc"] if "test_acc_after_extra_epoch" in r else None
+    acc1 = f"{acc1:.4f}" if acc1 is not None else "-"
+    share = r.get("other_procs_cpu_share")
+    share = f"{share:.2f}" if isinstance(share, (int, float)) else "-"
+    print(f"| {r['framework']} | {s:.2f} | {ratio} | {acc2:.4f} | {acc1} | {share} |")
+for r in rows:
+    if "peak_rss_mib" in r:
+        print(f"\n{r['framework']}: epochs {r['epoch_s']} s, peak RSS {r['peak_rss_mib']:.0f} MiB")
+PY
+  exit 0
 fi
 
 # dnnc_cnn NAME FILE DATA: `dnnc run` of a CNN, one JSON line from its history and the

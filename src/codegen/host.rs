@@ -18,7 +18,7 @@ use crate::source::Span;
 use ndarray::{ArrayD, IxDyn};
 
 /// A host op, its pointers given as frame slots.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) enum HostOp {
     Gemm {
         a: usize,
@@ -69,6 +69,20 @@ pub(crate) enum HostOp {
         to: usize,
         len: usize,
     },
+    /// A loop over time with its compiled body (`scan.rs`).
+    Scan(Box<std::cell::RefCell<super::scan::ScanRunner>>),
+    /// `gather` (`scatter: false`) or `scatter_add` of f32 rows (`rows.rs`): `a` is the
+    /// table or the ids, `b` the ids or the gradient.
+    Rows {
+        site: super::rows::RowsSite,
+        scatter: bool,
+        a: usize,
+        b: usize,
+        out: usize,
+        rows: usize,
+        width: usize,
+        count: usize,
+    },
 }
 
 /// What the host calls of one run see.
@@ -91,21 +105,21 @@ fn span(l: &BatchLayout) -> usize {
 }
 
 impl HostCtx {
-    fn slot<T>(&self, slot: usize) -> *mut T {
+    pub(super) fn slot<T>(&self, slot: usize) -> *mut T {
         // Safety: `slot` is a frame index the plan created; the frame outlives the run.
         unsafe { *self.frame.add(slot) as *mut T }
     }
 
     /// # Safety
     /// The frame slot must point to at least `len` valid elements of `T` for the call.
-    unsafe fn slice<'a, T>(&self, slot: usize, len: usize) -> &'a [T] {
+    pub(super) unsafe fn slice<'a, T>(&self, slot: usize, len: usize) -> &'a [T] {
         unsafe { std::slice::from_raw_parts(self.slot::<T>(slot), len) }
     }
 
     /// # Safety
     /// As `slice`, and nothing else may read or write those elements during the borrow.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn slice_mut<'a, T>(&self, slot: usize, len: usize) -> &'a mut [T] {
+    pub(super) unsafe fn slice_mut<'a, T>(&self, slot: usize, len: usize) -> &'a mut [T] {
         unsafe { std::slice::from_raw_parts_mut(self.slot::<T>(slot), len) }
     }
 
@@ -184,6 +198,24 @@ impl HostCtx {
                     }
                 }
                 Ok(())
+            }
+            HostOp::Scan(runner) => runner
+                .try_borrow_mut()
+                .map_err(|_| RunError::InvalidGraph {
+                    node: NodeId(0),
+                    message: "a loop runs itself".into(),
+                })?
+                .run(self),
+            &HostOp::Rows { site, scatter: false, a, b, out, rows, width, count } => {
+                let (table, ids) =
+                    unsafe { (self.slice::<f32>(a, rows * width), self.slice::<i64>(b, count)) };
+                let out = unsafe { self.slice_mut::<f32>(out, count * width) };
+                super::rows::gather(table, ids, out, width, site)
+            }
+            &HostOp::Rows { site, scatter: true, a, b, out, rows, width, count } => {
+                let (ids, g) = unsafe { (self.slice::<i64>(a, count), self.slice::<f32>(b, count * width)) };
+                let out = unsafe { self.slice_mut::<f32>(out, rows * width) };
+                super::rows::scatter_add(ids, g, out, width, site)
             }
             &HostOp::Copy { from, to, len } => {
                 let from = unsafe { self.slice::<f32>(from, len) };

@@ -55,6 +55,13 @@ pub enum Instr {
     Copy { from: Ptr, to: Ptr, len: usize },
     /// Converts `len` i64 elements to f32 (labels used as numbers).
     CastI64 { from: Ptr, to: Ptr, len: usize },
+    /// A loop over time running its compiled body once per step (`scan.rs`).
+    Scan(Box<super::scan::ScanLoop>),
+    /// `out[i] = table[ids[i]]` for `count` ids and rows of `width` (`rows.rs`); `rows` is
+    /// the table's row count.
+    Gather { node: NodeId, table: Ptr, ids: Ptr, out: Ptr, rows: usize, width: usize, count: usize },
+    /// `out = 0; out[ids[i]] += g[i]` (`rows.rs`), `out` of `rows` rows.
+    ScatterAdd { node: NodeId, ids: Ptr, g: Ptr, out: Ptr, rows: usize, width: usize, count: usize },
 }
 
 /// What the caller binds to external `k`.
@@ -99,7 +106,7 @@ pub struct PlannedBuffer {
 }
 
 /// A schedule specialized for one binding of its symbols.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     pub instrs: Vec<Instr>,
     /// Kernel specs and whether each contracts multiply-adds.

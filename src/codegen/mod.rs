@@ -22,12 +22,15 @@ mod lower;
 mod math;
 mod plan_text;
 pub mod program;
+mod rows;
 mod scalar_math;
+mod scan;
 pub mod specialize;
 pub mod update;
 pub mod window;
 
 pub use jit::{Jit, Kernel, clif_text};
 pub use kexpr::{Access, KernelError, KernelExpr, KernelKind, KernelSpec, ReduceAxis};
-pub use program::{OutputRef, Params, Program};
+pub use program::{OutputRef, Params, Program, Slice};
+pub use scan::ScanLoop;
 pub use specialize::{Plan, PlanOptions, SpecializeError, Training, specialize};

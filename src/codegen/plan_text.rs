@@ -95,6 +95,26 @@ impl Plan {
                     let checked: Vec<String> = values.iter().map(|(n, _, _)| format!("%{}", n.0)).collect();
                     writeln!(out, "guard finite {}", checked.join(", "))
                 }
+                Instr::Scan(lp) => {
+                    let ins: Vec<Ptr> = lp.operands.iter().map(|x| x.0).collect();
+                    let outs: Vec<Ptr> = lp.results.iter().map(|x| x.1).collect();
+                    writeln!(
+                        out,
+                        "scan %{}{} {} steps, body of {} instructions ({}) -> {}",
+                        lp.node.0,
+                        if lp.reverse { " reverse" } else { "" },
+                        lp.steps,
+                        lp.plan.instrs.len(),
+                        list(&ins),
+                        list(&outs)
+                    )
+                }
+                Instr::Gather { table, ids, out: o, count, width, .. } => {
+                    writeln!(out, "gather {count}x{width} ({}, {}) -> {}", ptr(table), ptr(ids), ptr(o))
+                }
+                Instr::ScatterAdd { ids, g, out: o, rows, width, .. } => {
+                    writeln!(out, "scatter_add {rows}x{width} ({}, {}) -> {}", ptr(ids), ptr(g), ptr(o))
+                }
                 Instr::CastI64 { from, to, len } => {
                     writeln!(out, "cast_i64 {len} ({}) -> {}", ptr(from), ptr(to))
                 }

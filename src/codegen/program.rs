@@ -32,6 +32,13 @@ pub enum OutputRef<'a> {
     I64(&'a [i64]),
 }
 
+/// An input of [`Program::run_slices`].
+#[derive(Copy, Clone, Debug)]
+pub enum Slice<'a> {
+    F32(&'a [f32]),
+    I64(&'a [i64]),
+}
+
 /// A compiled, specialized step.
 pub struct Program {
     plan: Plan,
@@ -152,6 +159,30 @@ impl Program {
                     from: slot(*from, &mut frame),
                     to: slot(*to, &mut frame),
                     len: *len,
+                }),
+                Instr::Scan(lp) => {
+                    let runner = super::scan::ScanRunner::new(lp, &mut |p| slot(p, &mut frame), seed)?;
+                    ops.push(HostOp::Scan(Box::new(std::cell::RefCell::new(runner))));
+                }
+                &Instr::Gather { node, table, ids, out, rows, width, count } => ops.push(HostOp::Rows {
+                    site: super::rows::RowsSite { node, span: graph.node(node).span },
+                    scatter: false,
+                    a: slot(table, &mut frame),
+                    b: slot(ids, &mut frame),
+                    out: slot(out, &mut frame),
+                    rows,
+                    width,
+                    count,
+                }),
+                &Instr::ScatterAdd { node, ids, g, out, rows, width, count } => ops.push(HostOp::Rows {
+                    site: super::rows::RowsSite { node, span: graph.node(node).span },
+                    scatter: true,
+                    a: slot(ids, &mut frame),
+                    b: slot(g, &mut frame),
+                    out: slot(out, &mut frame),
+                    rows,
+                    width,
+                    count,
                 }),
                 Instr::CastI64 { from, to, len } => ops.push(HostOp::CastI64 {
                     from: slot(*from, &mut frame),
@@ -311,16 +342,45 @@ impl Program {
                 self.bind(last, hyper.as_mut_ptr() as usize, hyper.len(), DType::F32, true)?;
             }
         }
+        self.launch(step)
+    }
+
+    /// Runs a program without parameters (a loop body) on inputs given as slices:
+    /// `input(k)` is input `k`, called once per input. Lengths and element types are
+    /// checked against the plan; nothing is allocated.
+    pub fn run_slices<'a>(&mut self, input: impl Fn(usize) -> Slice<'a>, step: u64) -> Result<(), RunError> {
+        let n = self.input_types.len();
+        if n != self.plan.exts.len() {
+            return Err(RunError::ArgumentCount {
+                what: "parameters (a program run on slices takes none)",
+                expected: 0,
+                got: self.plan.exts.len() - n,
+            });
+        }
+        for k in 0..n {
+            let (ptr, len, dtype) = match input(k) {
+                Slice::F32(s) => (s.as_ptr() as usize, s.len(), DType::F32),
+                Slice::I64(s) => (s.as_ptr() as usize, s.len(), DType::I64),
+            };
+            self.bind(k, ptr, len, dtype, false)?;
+        }
+        self.launch(step)
+    }
+
+    /// Calls the compiled driver on the externals bound by the caller (`run` or
+    /// `run_slices`, whose borrows outlive this call) and copies out external outputs.
+    fn launch(&mut self, step: u64) -> Result<(), RunError> {
         for &(slot, k, bytes) in &self.patches {
             self.frame[slot] = self.ext_ptrs[k] + bytes;
         }
         self.host.step = step;
         self.host.error = None;
         self.host.frame = self.frame.as_ptr();
-        // Safety: every frame slot now points into an arena or into a slice bound above with
-        // the length the plan addresses through it (checked in `bind`); those borrows live
-        // until this function returns, the driver returns before then, and `host` points to
-        // this program's context.
+        // Safety: every frame slot now points into an arena or into a slice that `run` or
+        // `run_slices` bound just before this call, every external of the plan, with the
+        // length the plan addresses through it (checked in `bind`); those borrows outlive
+        // this call, the driver returns before it ends, and `host` points to this program's
+        // context.
         let status = unsafe { (self.compiled.driver)(self.frame.as_ptr(), &mut *self.host) };
         if status != 0 {
             return Err(self.host.error.take().unwrap_or_else(|| RunError::InvalidGraph {
@@ -339,6 +399,15 @@ impl Program {
             }
         }
         Ok(())
+    }
+
+    /// How many times loops over time (`scan`) ran in this program, over all runs.
+    pub fn loop_runs(&self) -> u64 {
+        let runs = |op: &HostOp| match op {
+            HostOp::Scan(r) => r.try_borrow().map_or(0, |r| r.runs()),
+            _ => 0,
+        };
+        self.host.ops.iter().map(runs).sum()
     }
 
     /// Output `k` of the last run, with its shape.

@@ -49,6 +49,7 @@ pub fn specialize(
         }
     }
     let numel = |id: NodeId| shapes[id.index()].iter().product::<usize>();
+    let loops = super::scan::ScanLoops::plan(schedule, &shapes, options);
     let (ni, np) = (g.inputs.len(), g.params.len());
     let mut exts: Vec<ExtInfo> = Vec::new();
     let mut input_shapes = Vec::new();
@@ -169,8 +170,9 @@ pub fn specialize(
     for (at, item) in items.iter().enumerate() {
         match *item {
             Item::Step(s) => {
-                for n in schedule.steps[s].outputs() {
-                    first[n.index()] = at;
+                // A loop writes the results of all its members at once.
+                for n in schedule.steps[s].outputs().into_iter().chain(loops.members(s).iter().copied()) {
+                    first[n.index()] = first[n.index()].min(at);
                     writer_kernel[n.index()] = matches!(schedule.steps[s].kind, StepKind::Elementwise { .. });
                 }
                 for &(n, a) in &reads[s] {
@@ -381,6 +383,15 @@ pub fn specialize(
                 StepKind::Fallback { node } => {
                     let x = g.node(*node).inputs.first().copied();
                     match (&g.node(*node).op, x.map(|x| g.ty(x).dtype)) {
+                        (Op::Scan { .. }, _) if loops.is_native(s) => {
+                            match loops.instr(s, g, &shapes, &ptr) {
+                                Some(instr) => instr,
+                                None => continue,
+                            }
+                        }
+                        (Op::Gather | Op::ScatterAdd, _) if g.ty(*node).dtype == DType::F32 => {
+                            rows_instr(*node, g, &shapes, &ptr)
+                        }
                         (Op::Cast { to: DType::F32 }, Some(DType::I64)) => Instr::CastI64 {
                             from: ptr(x.unwrap_or(*node)),
                             to: ptr(*node),
@@ -493,6 +504,30 @@ fn broadcast_batch(l: BatchLayout, batch: usize) -> Option<BatchLayout> {
         Some(BatchLayout { batch, batch_stride: 0, matrix: l.matrix })
     } else {
         None
+    }
+}
+
+/// `gather` or `scatter_add` on f32 rows, on the host (see `rows.rs`).
+fn rows_instr(
+    node: NodeId,
+    g: &crate::ir::Graph,
+    shapes: &[Vec<usize>],
+    ptr: &dyn Fn(NodeId) -> Ptr,
+) -> Instr {
+    let ins = &g.node(node).inputs;
+    let shape = |n: NodeId| &shapes[n.index()];
+    if g.node(node).op == Op::Gather {
+        let (table, ids) = (ins[0], ins[1]);
+        let rows = shape(table).first().copied().unwrap_or(0);
+        let width = shape(table).iter().skip(1).product();
+        let count = shape(ids).iter().product();
+        Instr::Gather { node, table: ptr(table), ids: ptr(ids), out: ptr(node), rows, width, count }
+    } else {
+        let (ids, grad) = (ins[0], ins[1]);
+        let rows = shape(node).first().copied().unwrap_or(0);
+        let width = shape(node).iter().skip(1).product();
+        let count = shape(ids).iter().product();
+        Instr::ScatterAdd { node, ids: ptr(ids), g: ptr(grad), out: ptr(node), rows, width, count }
     }
 }
 

@@ -11,9 +11,14 @@
 //!   broadcast); `size_of` over literal dimensions becomes a `fill`;
 //! - x + 0 = 0 + x = x (up to the sign of a zero x), x − 0 = x, x·1 = 1·x = x, x / 1 = x,
 //!   x^1 = x, −(−x) = x, and reshape, broadcast, cast or transpose to what x already is = x;
-//! - x·0 = 0·x = 0, which assumes x finite (NaN·0 and ∞·0 are NaN), as fast-math does.
+//! - x·0 = 0·x = 0, which assumes x finite (NaN·0 and ∞·0 are NaN), as fast-math does;
+//! - scan(b, ops, output: o) = scan(s, ops, output: o) when body `s` extends body `b`
+//!   (same inputs, `b`'s nodes and outputs as its first ones), so one loop serves both:
+//!   the forward loop and the saving loop of backpropagation through time;
+//! - a per-step output of a loop that no node of the loop stacks is dropped from its body
+//!   (carries always stay), and the body's nodes that only served it with it.
 
-use super::{BinaryOp, Graph, Node, NodeId, Op, UnaryOp};
+use super::{BinaryOp, Graph, Node, NodeId, Op, ScanOutput, UnaryOp};
 use crate::ops::{self, EvalCtx, Value};
 use crate::shape::{TensorType, const_numel};
 use std::collections::HashMap;
@@ -23,11 +28,129 @@ pub fn simplify(graph: &Graph) -> Graph {
     let mut g = graph.clone();
     for _ in 0..4 {
         let before = g.nodes.len();
-        g = eliminate_dead_code(&eliminate_common_subexpressions(&fold_constants(&g)));
+        let merged = prune_scan_outputs(&merge_scan_loops(&fold_constants(&g)));
+        g = eliminate_dead_code(&eliminate_common_subexpressions(&merged));
         if g.nodes.len() == before {
             break;
         }
     }
+    g
+}
+
+/// Whether scan `big` computes everything scan `small` does and more: the same loop
+/// attributes and operands, and a body whose inputs are `small`'s and whose nodes and
+/// outputs start with `small`'s (node ids in a body are positions, so equal prefixes are
+/// equal values).
+fn extends(big: &Node, small: &Node) -> bool {
+    let (
+        Op::Scan { body: b, carries: bk, sequences: bm, reverse: br, .. },
+        Op::Scan { body: s, carries: sk, sequences: sm, reverse: sr, .. },
+    ) = (&big.op, &small.op)
+    else {
+        return false;
+    };
+    let outputs = |g: &Graph| g.outputs.iter().map(|o| o.1).collect::<Vec<_>>();
+    let (bo, so) = (outputs(b), outputs(s));
+    (bk, bm, br) == (sk, sm, sr)
+        && big.inputs == small.inputs
+        && b.inputs == s.inputs
+        && b.params.is_empty()
+        && s.params.is_empty()
+        && b.nodes.len() >= s.nodes.len()
+        && b.nodes[..s.nodes.len()] == s.nodes[..]
+        && bo.len() >= so.len()
+        && bo[..so.len()] == so[..]
+        && (b.nodes.len(), bo.len()) != (s.nodes.len(), so.len())
+}
+
+/// Makes every scan node whose loop another scan node over the same operands extends
+/// read the largest such loop (see the module header), so that both are one loop.
+pub fn merge_scan_loops(graph: &Graph) -> Graph {
+    let mut g = graph.clone();
+    let scans: Vec<usize> =
+        (0..g.nodes.len()).filter(|&i| matches!(g.nodes[i].op, Op::Scan { .. })).collect();
+    for &a in &scans {
+        let largest = scans
+            .iter()
+            .filter(|&&b| b != a && extends(&graph.nodes[b], &graph.nodes[a]))
+            .max_by_key(|&&b| match &graph.nodes[b].op {
+                Op::Scan { body, .. } => (body.nodes.len(), body.outputs.len()),
+                _ => (0, 0),
+            });
+        if let (Some(&b), Op::Scan { output, .. }) = (largest, &graph.nodes[a].op)
+            && let Op::Scan { body, carries, sequences, reverse, .. } = &graph.nodes[b].op
+        {
+            g.nodes[a].op = Op::Scan {
+                body: body.clone(),
+                carries: *carries,
+                sequences: *sequences,
+                reverse: *reverse,
+                output: *output,
+            };
+        }
+    }
+    super::debug_verify(&g, "simplify::merge_scan_loops");
+    g
+}
+
+/// Whether two scan nodes are the same loop, differing at most in the result they give.
+fn same_loop(a: &Node, b: &Node) -> bool {
+    match (&a.op, &b.op) {
+        (
+            Op::Scan { body, carries, sequences, reverse, .. },
+            Op::Scan { body: b2, carries: k2, sequences: m2, reverse: r2, .. },
+        ) => a.inputs == b.inputs && (carries, sequences, reverse) == (k2, m2, r2) && body == b2,
+        _ => false,
+    }
+}
+
+/// Removes from every loop the per-step outputs that none of its live nodes stacks (see
+/// the module header), renumbering the `stacked` results of the others.
+pub fn prune_scan_outputs(graph: &Graph) -> Graph {
+    let mut g = graph.clone();
+    let live = graph.live_nodes();
+    let scans: Vec<usize> =
+        (0..graph.nodes.len()).filter(|&i| live[i] && matches!(graph.nodes[i].op, Op::Scan { .. })).collect();
+    let mut done = vec![false; graph.nodes.len()];
+    for &a in &scans {
+        if done[a] {
+            continue;
+        }
+        let group: Vec<usize> =
+            scans.iter().copied().filter(|&b| same_loop(&graph.nodes[a], &graph.nodes[b])).collect();
+        group.iter().for_each(|&b| done[b] = true);
+        let Op::Scan { body, carries, .. } = &graph.nodes[a].op else { continue };
+        let stacked = |j: usize| {
+            group.iter().any(
+                |&b| matches!(graph.nodes[b].op, Op::Scan { output: ScanOutput::Stacked(s), .. } if s == j),
+            )
+        };
+        let keep: Vec<usize> = (0..body.outputs.len()).filter(|&j| j < *carries || stacked(j)).collect();
+        if keep.len() == body.outputs.len() {
+            continue;
+        }
+        let mut pruned = (**body).clone();
+        pruned.outputs = keep.iter().map(|&j| body.outputs[j].clone()).collect();
+        let pruned = Box::new(eliminate_dead_code(&pruned));
+        for &b in &group {
+            if let Op::Scan { carries, sequences, reverse, output, .. } = &graph.nodes[b].op {
+                let output = match *output {
+                    ScanOutput::Stacked(j) => {
+                        ScanOutput::Stacked(keep.iter().position(|&k| k == j).unwrap_or(j))
+                    }
+                    other => other,
+                };
+                g.nodes[b].op = Op::Scan {
+                    body: pruned.clone(),
+                    carries: *carries,
+                    sequences: *sequences,
+                    reverse: *reverse,
+                    output,
+                };
+            }
+        }
+    }
+    super::debug_verify(&g, "simplify::prune_scan_outputs");
     g
 }
 
