@@ -118,3 +118,9 @@ fn warm_compiled_binary_steps_allocate_nothing() {
 fn warm_compiled_cnn_steps_allocate_nothing() {
     assert_steps_do_not_allocate("examples/mnist_cnn.dnn", 10);
 }
+
+#[test]
+fn warm_compiled_dropout_steps_allocate_nothing() {
+    // The dropout mask is drawn natively into its planned buffer.
+    assert_steps_do_not_allocate("tests/fixtures/dropout.dnn", 3);
+}

@@ -33,6 +33,12 @@ fn binary_training_steps_match_the_interpreter() {
     compare_training_steps("examples/binary.dnn", 16, 2, 5);
 }
 
+#[test]
+fn dropout_training_steps_match_the_interpreter() {
+    // The same seeded masks on both back ends, drawn natively by the JIT.
+    compare_training_steps("tests/fixtures/dropout.dnn", 16, 3, 4);
+}
+
 /// Trains a few epochs of the binary example on both back ends and compares the histories.
 #[test]
 fn a_short_training_run_matches_on_both_back_ends() {

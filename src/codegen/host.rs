@@ -59,6 +59,12 @@ pub(crate) enum HostOp {
         /// `(node, its op's name, its span, frame slot, elements)`.
         values: Vec<(NodeId, &'static str, Span, usize, usize)>,
     },
+    Random {
+        dist: crate::ir::Distribution,
+        stream: u32,
+        out: usize,
+        len: usize,
+    },
     Copy {
         from: usize,
         to: usize,
@@ -216,6 +222,10 @@ impl HostCtx {
                 let (ids, g) = unsafe { (self.slice::<i64>(a, count), self.slice::<f32>(b, count * width)) };
                 let out = unsafe { self.slice_mut::<f32>(out, rows * width) };
                 super::rows::scatter_add(ids, g, out, width, site)
+            }
+            &HostOp::Random { dist, stream, out, len } => {
+                ops::draw_f32(dist, stream, self.seed, self.step, unsafe { self.slice_mut::<f32>(out, len) });
+                Ok(())
             }
             &HostOp::Copy { from, to, len } => {
                 let from = unsafe { self.slice::<f32>(from, len) };

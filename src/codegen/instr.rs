@@ -51,6 +51,9 @@ pub enum Instr {
     /// when one of `values` (the loss, the gradients: `(node, where, elements)`) holds a
     /// NaN or an infinity.
     Guard { values: Vec<(NodeId, Ptr, usize)> },
+    /// `len` f32 random draws of stream `stream` for this run's seed and step (dropout
+    /// masks), the values the reference kernel gives.
+    Random { dist: crate::ir::Distribution, stream: u32, out: Ptr, len: usize },
     /// Copies `len` elements (a state output into its parameter).
     Copy { from: Ptr, to: Ptr, len: usize },
     /// Converts `len` i64 elements to f32 (labels used as numbers).

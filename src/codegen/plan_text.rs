@@ -91,6 +91,9 @@ impl Plan {
                     writeln!(out, "clip_norm{} ({})", if *global { " global" } else { "" }, list(&gs))
                 }
                 Instr::Copy { from, to, len } => writeln!(out, "copy {len} ({}) -> {}", ptr(from), ptr(to)),
+                Instr::Random { dist, stream, out: o, len } => {
+                    writeln!(out, "random {dist:?} stream {stream} {len} -> {}", ptr(o))
+                }
                 Instr::Guard { values } => {
                     let checked: Vec<String> = values.iter().map(|(n, _, _)| format!("%{}", n.0)).collect();
                     writeln!(out, "guard finite {}", checked.join(", "))

@@ -155,6 +155,12 @@ impl Program {
                         .collect();
                     ops.push(HostOp::Guard { values });
                 }
+                Instr::Random { dist, stream, out, len } => ops.push(HostOp::Random {
+                    dist: *dist,
+                    stream: *stream,
+                    out: slot(*out, &mut frame),
+                    len: *len,
+                }),
                 Instr::Copy { from, to, len } => ops.push(HostOp::Copy {
                     from: slot(*from, &mut frame),
                     to: slot(*to, &mut frame),

@@ -392,6 +392,9 @@ pub fn specialize(
                         (Op::Gather | Op::ScatterAdd, _) if g.ty(*node).dtype == DType::F32 => {
                             rows_instr(*node, g, &shapes, &ptr)
                         }
+                        (&Op::Random { dist, stream }, _) if g.ty(*node).dtype == DType::F32 => {
+                            Instr::Random { dist, stream, out: ptr(*node), len: numel(*node) }
+                        }
                         (Op::Cast { to: DType::F32 }, Some(DType::I64)) => Instr::CastI64 {
                             from: ptr(x.unwrap_or(*node)),
                             to: ptr(*node),

@@ -30,10 +30,37 @@ pub(super) fn eval_fill(value: f64, ctx: &EvalCtx) -> Result<Value, KernelError>
     Ok(Value::filled(ctx.dtype, ctx.target_shape("fill")?, value))
 }
 
+/// The generator of random node `stream` at `step` of a run seeded with `seed`.
+fn stream_rng(seed: u64, stream: u32, step: u64) -> Rng {
+    Rng::derive(Rng::derive(seed, u64::from(stream)).next_u64(), step)
+}
+
+/// Fills `out` with the f32 draws of random node `stream` at `step`, exactly the values
+/// `eval` gives that node (the compiled step calls this on its own buffer).
+pub fn draw_f32(dist: Distribution, stream: u32, seed: u64, step: u64, out: &mut [f32]) {
+    let mut rng = stream_rng(seed, stream, step);
+    let below_one = (1.0 - f64::from(f32::EPSILON) / 2.0) as f32;
+    for o in out {
+        *o = match dist {
+            Distribution::Uniform => {
+                let v = rng.uniform() as f32;
+                if v >= 1.0 { below_one } else { v }
+            }
+            Distribution::Normal => rng.normal() as f32,
+        };
+    }
+}
+
 pub(super) fn eval_random(dist: Distribution, stream: u32, ctx: &EvalCtx) -> Result<Value, KernelError> {
     let shape = ctx.target_shape("random")?;
-    let mut rng = Rng::derive(Rng::derive(ctx.seed, u64::from(stream)).next_u64(), ctx.step);
     let n = shape.iter().product();
+    if ctx.dtype == DType::F32 {
+        let mut out = vec![0.0f32; n];
+        draw_f32(dist, stream, ctx.seed, ctx.step, &mut out);
+        let array = ArrayD::from_shape_vec(IxDyn(shape), out);
+        return array.map(Value::F32).map_err(|_| KernelError::UnresolvedShape { op: "random" });
+    }
+    let mut rng = stream_rng(ctx.seed, stream, ctx.step);
     let draws: Vec<f64> = (0..n)
         .map(|_| match dist {
             Distribution::Uniform => rng.uniform(),
@@ -45,14 +72,6 @@ pub(super) fn eval_random(dist: Distribution, stream: u32, ctx: &EvalCtx) -> Res
     };
     match ctx.dtype {
         DType::F64 => Ok(Value::F64(array(draws)?)),
-        DType::F32 => {
-            let below_one = 1.0 - f64::from(f32::EPSILON) / 2.0;
-            let rounded = draws.into_iter().map(|v| match dist {
-                Distribution::Uniform if v as f32 >= 1.0 => below_one,
-                _ => v,
-            });
-            Ok(Value::F64(array(rounded.collect())?).cast(DType::F32))
-        }
         other => Err(KernelError::BadOperands { op: "random", got: format!("a result of type {other}") }),
     }
 }

@@ -37,6 +37,7 @@ mod window;
 
 pub use kernel::{EvalCtx, KernelError, broadcast_dims};
 pub use layout::same_numel;
+pub use leaf::draw_f32;
 pub use scan::{ScanResults, eval_all as eval_scan};
 pub use value::{Element, Float, Int, Value};
 pub use window::{AxisWindow, Window2D, window_span};
