@@ -124,3 +124,9 @@ fn warm_compiled_dropout_steps_allocate_nothing() {
     // The dropout mask is drawn natively into its planned buffer.
     assert_steps_do_not_allocate("tests/fixtures/dropout.dnn", 3);
 }
+
+#[test]
+fn warm_compiled_resnet_steps_allocate_nothing() {
+    // Batch norm, dropout, a sum over the spatial axes and its broadcast all run natively.
+    assert_steps_do_not_allocate("examples/resnet.dnn", 10);
+}

@@ -59,6 +59,11 @@ pub(crate) enum HostOp {
         /// `(node, its op's name, its span, frame slot, elements)`.
         values: Vec<(NodeId, &'static str, Span, usize, usize)>,
     },
+    Accumulate {
+        x: usize,
+        out: usize,
+        acc: super::strided::Accumulation,
+    },
     Random {
         dist: crate::ir::Distribution,
         stream: u32,
@@ -222,6 +227,12 @@ impl HostCtx {
                 let (ids, g) = unsafe { (self.slice::<i64>(a, count), self.slice::<f32>(b, count * width)) };
                 let out = unsafe { self.slice_mut::<f32>(out, rows * width) };
                 super::rows::scatter_add(ids, g, out, width, site)
+            }
+            HostOp::Accumulate { x, out, acc } => {
+                let (x_len, out_len) = acc.spans();
+                let x = unsafe { self.slice::<f32>(*x, x_len) };
+                acc.run(x, unsafe { self.slice_mut::<f32>(*out, out_len) });
+                Ok(())
             }
             &HostOp::Random { dist, stream, out, len } => {
                 ops::draw_f32(dist, stream, self.seed, self.step, unsafe { self.slice_mut::<f32>(out, len) });

@@ -54,6 +54,8 @@ pub enum Instr {
     /// `len` f32 random draws of stream `stream` for this run's seed and step (dropout
     /// masks), the values the reference kernel gives.
     Random { dist: crate::ir::Distribution, stream: u32, out: Ptr, len: usize },
+    /// A sum over middle axes or a broadcast into them (`strided.rs`).
+    Accumulate { x: Ptr, out: Ptr, acc: super::strided::Accumulation },
     /// Copies `len` elements (a state output into its parameter).
     Copy { from: Ptr, to: Ptr, len: usize },
     /// Converts `len` i64 elements to f32 (labels used as numbers).

@@ -26,6 +26,7 @@ mod rows;
 mod scalar_math;
 mod scan;
 pub mod specialize;
+pub mod strided;
 pub mod update;
 pub mod window;
 

@@ -91,6 +91,9 @@ impl Plan {
                     writeln!(out, "clip_norm{} ({})", if *global { " global" } else { "" }, list(&gs))
                 }
                 Instr::Copy { from, to, len } => writeln!(out, "copy {len} ({}) -> {}", ptr(from), ptr(to)),
+                Instr::Accumulate { x, out: o, acc } => {
+                    writeln!(out, "accumulate {:?} ({}) -> {}", acc.dims, ptr(x), ptr(o))
+                }
                 Instr::Random { dist, stream, out: o, len } => {
                     writeln!(out, "random {dist:?} stream {stream} {len} -> {}", ptr(o))
                 }

@@ -155,6 +155,11 @@ impl Program {
                         .collect();
                     ops.push(HostOp::Guard { values });
                 }
+                Instr::Accumulate { x, out, acc } => ops.push(HostOp::Accumulate {
+                    x: slot(*x, &mut frame),
+                    out: slot(*out, &mut frame),
+                    acc: acc.clone(),
+                }),
                 Instr::Random { dist, stream, out, len } => ops.push(HostOp::Random {
                     dist: *dist,
                     stream: *stream,

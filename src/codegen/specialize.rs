@@ -11,11 +11,12 @@
 
 pub use super::instr::*;
 use super::kexpr::{Access, KernelSpec};
+use super::strided::Accumulation;
 use super::update::{H_SCALE0, update_kernel};
 use super::window::window_step;
 use crate::fuse::plan::{Interval, assign};
 use crate::fuse::{Loc, Schedule, StepKind};
-use crate::ir::{NodeId, Op};
+use crate::ir::{NodeId, Op, ReduceOp};
 use crate::kernels::gemm::{BatchLayout, Layout};
 use crate::runtime::optim::Clipping;
 use crate::shape::{DType, SymEnv};
@@ -382,6 +383,7 @@ pub fn specialize(
                 }
                 StepKind::Fallback { node } => {
                     let x = g.node(*node).inputs.first().copied();
+                    let x_node = x.unwrap_or(*node);
                     match (&g.node(*node).op, x.map(|x| g.ty(x).dtype)) {
                         (Op::Scan { .. }, _) if loops.is_native(s) => {
                             match loops.instr(s, g, &shapes, &ptr) {
@@ -391,6 +393,17 @@ pub fn specialize(
                         }
                         (Op::Gather | Op::ScatterAdd, _) if g.ty(*node).dtype == DType::F32 => {
                             rows_instr(*node, g, &shapes, &ptr)
+                        }
+                        (Op::Reduce { op: ReduceOp::Sum, axes, .. }, Some(DType::F32))
+                            if let Some(acc) = Accumulation::sum(&shapes[x_node.index()], axes) =>
+                        {
+                            Instr::Accumulate { x: ptr(x_node), out: ptr(*node), acc }
+                        }
+                        (Op::Broadcast, Some(DType::F32))
+                            if let Some(acc) =
+                                Accumulation::broadcast(&shapes[x_node.index()], &shapes[node.index()]) =>
+                        {
+                            Instr::Accumulate { x: ptr(x_node), out: ptr(*node), acc }
                         }
                         (&Op::Random { dist, stream }, _) if g.ty(*node).dtype == DType::F32 => {
                             Instr::Random { dist, stream, out: ptr(*node), len: numel(*node) }
