@@ -2,23 +2,10 @@
 //! gives for the same architecture, and a small convolutional program learns.
 
 use dnnc::runtime::train::{RunConfig, fit};
-use dnnc::sema::{Program, check_source};
-
-fn compile(path: &str) -> Program {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let checked = check_source(path, &text);
-    let rendered = dnnc::diag::render_plain(&checked.diags, &checked.sources);
-    assert!(checked.diags.is_empty(), "{path}:\n{rendered}");
-    checked.program.unwrap_or_else(|| panic!("{path} does not compile:\n{rendered}"))
-}
-
-/// The number of trained elements of the first training graph.
-fn trained(program: &Program) -> i64 {
-    let graph = program.trains[0].train_graph.as_ref().expect("a train block");
-    let sizes =
-        graph.params.iter().filter(|p| p.trainable).map(|p| p.ty.shape.iter().map(|d| d.as_const().unwrap()));
-    sizes.map(|dims| dims.product::<i64>()).sum()
-}
+#[path = "support/examples.rs"]
+mod support;
+use dnnc::sema::check_source;
+use support::{compile_clean as compile, trained};
 
 #[test]
 fn the_examples_have_keras_parameter_counts() {

@@ -4,11 +4,13 @@
 //! code. This binary's own counting global allocator counts every allocation of ten warm
 //! steps, on every thread.
 
+#[path = "support/examples.rs"]
+mod support;
+
 use dnnc::codegen::PlanOptions;
 use dnnc::ops::Value;
 use dnnc::runtime::rng::Rng;
 use dnnc::runtime::train::{JitStepper, ParamStore, TrainStepper, step_graph};
-use ndarray::{ArrayD, IxDyn};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -38,10 +40,8 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn stepper(path: &str) -> (JitStepper, dnnc::ir::Graph) {
-    let text = std::fs::read_to_string(path).expect("example exists");
-    let mut checked = dnnc::sema::check_source(path, &text);
-    let program = checked.program.take().expect("checked program");
-    let spec = program.trains.iter().find(|t| t.train_graph.is_some()).expect("a train block");
+    let program = support::program(path);
+    let spec = support::train_spec(&program);
     let graph = step_graph(spec).expect("step graph");
     let store = ParamStore::init(spec.train_graph.as_ref().expect("train graph"), 1).expect("init");
     let opt = dnnc::runtime::optim::OptimizerSpec::from_call("Adam", &[]).expect("Adam");
@@ -50,29 +50,7 @@ fn stepper(path: &str) -> (JitStepper, dnnc::ir::Graph) {
 }
 
 fn batch(graph: &dnnc::ir::Graph, b: usize, classes: u64) -> Vec<Value> {
-    let mut rng = Rng::new(4);
-    graph
-        .inputs
-        .iter()
-        .map(|i| {
-            let shape: Vec<usize> =
-                i.ty.shape.iter().map(|d| d.as_const().map_or(b, |c| c as usize)).collect();
-            let n = shape.iter().product();
-            match i.ty.dtype {
-                dnnc::shape::DType::I64 => Value::I64(
-                    ArrayD::from_shape_vec(
-                        IxDyn(&shape),
-                        (0..n).map(|_| rng.below(classes) as i64).collect(),
-                    )
-                    .expect("shape"),
-                ),
-                _ => Value::F32(
-                    ArrayD::from_shape_vec(IxDyn(&shape), (0..n).map(|_| rng.uniform() as f32).collect())
-                        .expect("shape"),
-                ),
-            }
-        })
-        .collect()
+    support::inputs(graph, b, classes as i64, &mut Rng::new(4))
 }
 
 /// The counter is global: tests take turns.

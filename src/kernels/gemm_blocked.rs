@@ -58,23 +58,21 @@ pub(crate) fn product(ops: Operands<'_>, c: &mut [f32], threads: usize) {
         let cl = ops.cl;
         let rows_outer = m == 1 || cl.row_stride > (n - 1) * cl.col_stride;
         let cols_outer = n == 1 || cl.col_stride > (m - 1) * cl.row_stride;
-        if rows_outer && m >= 2 * MR {
+        // Halves along C's outer axis, at a panel boundary, so each writes its own slice.
+        let halves = if rows_outer && m >= 2 * MR {
             let split = (m * (threads / 2) / threads).div_ceil(MR) * MR;
-            let (top, bottom) = c.split_at_mut((split * cl.row_stride).min(c.len()));
-            let (first, second) = split_rows(ops, split);
-            rayon::join(
-                || product(first, top, threads / 2),
-                || product(second, bottom, threads - threads / 2),
-            );
-            return;
-        }
-        if cols_outer && n >= 2 * NR {
+            Some((split * cl.row_stride, split_rows(ops, split)))
+        } else if cols_outer && n >= 2 * NR {
             let split = (n * (threads / 2) / threads).div_ceil(NR) * NR;
-            let (left, right) = c.split_at_mut((split * cl.col_stride).min(c.len()));
-            let (first, second) = split_cols(ops, split);
+            Some((split * cl.col_stride, split_cols(ops, split)))
+        } else {
+            None
+        };
+        if let Some((at, (first, second))) = halves {
+            let (c_first, c_second) = c.split_at_mut(at.min(c.len()));
             rayon::join(
-                || product(first, left, threads / 2),
-                || product(second, right, threads - threads / 2),
+                || product(first, c_first, threads / 2),
+                || product(second, c_second, threads - threads / 2),
             );
             return;
         }

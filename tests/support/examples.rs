@@ -20,6 +20,24 @@ pub fn program(path: &str) -> Program {
     checked.program.take().expect("checked program")
 }
 
+/// `path` compiled with no diagnostic at all (no warning either); the rendered diagnostics
+/// otherwise.
+pub fn compile_clean(path: &str) -> Program {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let checked = dnnc::sema::check_source(path, &text);
+    let rendered = dnnc::diag::render_plain(&checked.diags, &checked.sources);
+    assert!(checked.diags.is_empty(), "{path}:\n{rendered}");
+    checked.program.unwrap_or_else(|| panic!("{path} does not compile:\n{rendered}"))
+}
+
+/// The number of trained elements of the first training graph.
+pub fn trained(program: &Program) -> i64 {
+    let graph = program.trains[0].train_graph.as_ref().expect("a train block");
+    let sizes =
+        graph.params.iter().filter(|p| p.trainable).map(|p| p.ty.shape.iter().map(|d| d.as_const().unwrap()));
+    sizes.map(|dims| dims.product::<i64>()).sum()
+}
+
 pub fn train_spec(p: &Program) -> &TrainSpec {
     p.trains.iter().find(|t| t.train_graph.is_some()).expect("a train block")
 }
