@@ -10,7 +10,7 @@
 //! warm. Parallel products split C along its outer axis into disjoint blocks.
 
 use super::gemm::Layout;
-use super::gemm_micro::{MR, NR, Tile, kernel, row_times_matrix};
+use super::gemm_micro::{MR, NR, Tile, kernel, kernel_into, row_times_matrix, store_row};
 use std::cell::RefCell;
 
 /// Depth of one block: an A panel (6 × 256) and a B panel (256 × 16) stay in L1.
@@ -156,8 +156,14 @@ fn sequential(ops: Operands<'_>, c: &mut [f32], ws: &mut Workspace) {
                     for r in 0..mc.div_ceil(MR) {
                         let i0 = ic + r * MR;
                         let rows = MR.min(m - i0);
-                        kernel(kc, &ws.a[r * kc * MR..(r + 1) * kc * MR], panel, stride, rows, &mut tile);
-                        store(&tile, rows, cols, i0, j0, alpha, beta, c, cl);
+                        let a_panel = &ws.a[r * kc * MR..(r + 1) * kc * MR];
+                        if cols == NR && cl.col_stride == 1 {
+                            let c_tile = &mut c[i0 * cl.row_stride + j0..];
+                            kernel_into(kc, a_panel, panel, stride, rows, c_tile, cl.row_stride, alpha, beta);
+                        } else {
+                            kernel(kc, a_panel, panel, stride, rows, &mut tile);
+                            store(&tile, rows, cols, i0, j0, alpha, beta, c, cl);
+                        }
                     }
                 }
             }
@@ -226,12 +232,7 @@ fn store(
     for (i, t) in tile.iter().enumerate().take(rows) {
         let base = (i0 + i) * cl.row_stride + j0 * cl.col_stride;
         if cl.col_stride == 1 {
-            let row = &mut c[base..base + cols];
-            if beta == 0.0 {
-                row.iter_mut().zip(t).for_each(|(o, &v)| *o = alpha * v);
-            } else {
-                row.iter_mut().zip(t).for_each(|(o, &v)| *o = alpha * v + beta * *o);
-            }
+            store_row(t, &mut c[base..base + cols], alpha, beta);
         } else {
             for (j, &v) in t.iter().enumerate().take(cols) {
                 let o = &mut c[base + j * cl.col_stride];

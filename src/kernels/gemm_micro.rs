@@ -63,6 +63,78 @@ pub(crate) fn kernel(k: usize, a: &[f32], b: &[f32], b_stride: usize, rows: usiz
     portable(k, a, b, b_stride, rows, tile);
 }
 
+/// `C[i][j] = alpha·Σ_p a[6p + i]·b[p·b_stride + j] + beta·C[i][j]` for `i < rows`,
+/// `j < 16`, where row `i` of C starts at `c[i·c_stride]`; C is not read when `beta == 0`.
+/// The AVX2 path scales and stores straight from its registers (a short-depth product, such
+/// as a weight gradient over a batch, spends much of its time on the tile's store).
+///
+/// Panics (a caller's programming error) on the bounds `kernel` checks, or when C is too
+/// short for `rows` rows of 16.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn kernel_into(
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    b_stride: usize,
+    rows: usize,
+    c: &mut [f32],
+    c_stride: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    assert!((1..=MR).contains(&rows), "tile rows {rows}");
+    assert!(a.len() >= k * MR, "A panel of {} for {k} steps", a.len());
+    assert!(k == 0 || b.len() >= (k - 1) * b_stride + NR, "B panel of {} for {k} steps", b.len());
+    assert!(c.len() >= (rows - 1) * c_stride + NR, "C of {} for {rows} rows", c.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+        // Safety: AVX2 and FMA are present; the asserts bound every load of A and B (as in
+        // `kernel`) and every access of C at `i·c_stride + j`, `i < rows`, `j < 16`.
+        unsafe {
+            match rows {
+                1 => avx2::kernel_into::<1, 2>(k, a, b, b_stride, c, c_stride, alpha, beta),
+                2 => avx2::kernel_into::<2, 2>(k, a, b, b_stride, c, c_stride, alpha, beta),
+                3 => avx2::kernel_into::<3, 1>(k, a, b, b_stride, c, c_stride, alpha, beta),
+                4 => avx2::kernel_into::<4, 1>(k, a, b, b_stride, c, c_stride, alpha, beta),
+                5 => avx2::kernel_into::<5, 1>(k, a, b, b_stride, c, c_stride, alpha, beta),
+                _ => avx2::kernel_into::<6, 1>(k, a, b, b_stride, c, c_stride, alpha, beta),
+            }
+        }
+        return;
+    }
+    portable_into(k, a, b, b_stride, rows, c, c_stride, alpha, beta);
+}
+
+/// `kernel_into` in plain Rust.
+#[allow(clippy::too_many_arguments)]
+fn portable_into(
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    b_stride: usize,
+    rows: usize,
+    c: &mut [f32],
+    c_stride: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    let mut tile: Tile = [[0.0; NR]; MR];
+    portable(k, a, b, b_stride, rows, &mut tile);
+    for (i, t) in tile.iter().enumerate().take(rows) {
+        store_row(t, &mut c[i * c_stride..i * c_stride + NR], alpha, beta);
+    }
+}
+
+/// `out[j] = alpha·sums[j] + beta·out[j]`, `out` not read when `beta == 0`.
+pub(crate) fn store_row(sums: &[f32], out: &mut [f32], alpha: f32, beta: f32) {
+    if beta == 0.0 {
+        out.iter_mut().zip(sums).for_each(|(o, &v)| *o = alpha * v);
+    } else {
+        out.iter_mut().zip(sums).for_each(|(o, &v)| *o = alpha * v + beta * *o);
+    }
+}
+
 /// `out[j] = Σ_p a[p·a_stride]·b[p·b_stride + j]` for `j < out.len()`: a one-row product
 /// (a batch-1 prediction), streaming B's rows once with the sums of 64 columns in registers.
 ///
@@ -140,7 +212,7 @@ fn portable(k: usize, a: &[f32], b: &[f32], b_stride: usize, rows: usize, tile: 
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{MR, NR, Tile};
+    use super::{MR, Tile};
     use std::arch::x86_64::*;
 
     /// `out[..8V] = Σ_p a[p·a_stride]·b[p·b_stride ..][..8V]`.
@@ -174,19 +246,20 @@ mod avx2 {
         }
     }
 
-    /// `R` rows, `U` interleaved accumulator sets (their sums are added at the end).
+    /// The sums of an `R × 16` tile: `R` rows, `U` interleaved accumulator sets (added at
+    /// the end), two 8-lane halves per row.
     ///
     /// # Safety
     /// AVX2 and FMA must be available; `a` must be readable for `6k` floats and `b` at
     /// `p·b_stride + j` for every `p < k`, `j < 16`.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn kernel<const R: usize, const U: usize>(
+    #[inline]
+    unsafe fn sums<const R: usize, const U: usize>(
         k: usize,
         a: *const f32,
         b: *const f32,
         b_stride: usize,
-        tile: &mut Tile,
-    ) {
+    ) -> [[__m256; 2]; R] {
         let mut acc = [[[_mm256_setzero_ps(); 2]; R]; U];
         let mut p = 0;
         while p + U <= k {
@@ -219,16 +292,71 @@ mod avx2 {
             }
             p += 1;
         }
-        for i in 0..R {
-            let mut sum = acc[0][i];
-            for set in &acc[1..] {
-                sum = [_mm256_add_ps(sum[0], set[i][0]), _mm256_add_ps(sum[1], set[i][1])];
+        let mut total = acc[0];
+        for set in &acc[1..] {
+            for (t, s) in total.iter_mut().zip(set) {
+                *t = [_mm256_add_ps(t[0], s[0]), _mm256_add_ps(t[1], s[1])];
             }
-            let out: &mut [f32; NR] = &mut tile[i];
+        }
+        total
+    }
+
+    /// The tile's sums into `tile`.
+    ///
+    /// # Safety
+    /// As for `sums`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn kernel<const R: usize, const U: usize>(
+        k: usize,
+        a: *const f32,
+        b: *const f32,
+        b_stride: usize,
+        tile: &mut Tile,
+    ) {
+        // Safety: the caller's bounds are those `sums` needs.
+        let total = unsafe { sums::<R, U>(k, a, b, b_stride) };
+        for (out, sum) in tile.iter_mut().zip(&total) {
             // Safety: `out` holds 16 floats, two unaligned 8-float stores.
             unsafe {
                 _mm256_storeu_ps(out.as_mut_ptr(), sum[0]);
                 _mm256_storeu_ps(out.as_mut_ptr().add(8), sum[1]);
+            }
+        }
+    }
+
+    /// `C[i][..16] = alpha·sums[i] + beta·C[i][..16]` with rows `c_stride` apart, straight
+    /// from the registers; C is not read when `beta == 0`. The scaling rounds as
+    /// `store_rows` does (a product, then a sum), so only the sums' order differs from the
+    /// portable path.
+    ///
+    /// # Safety
+    /// As for `sums`, and `c` writable (and readable) at `i·c_stride + j`, `i < R`, `j < 16`.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn kernel_into<const R: usize, const U: usize>(
+        k: usize,
+        a: *const f32,
+        b: *const f32,
+        b_stride: usize,
+        c: *mut f32,
+        c_stride: usize,
+        alpha: f32,
+        beta: f32,
+    ) {
+        // Safety: the caller's bounds are those `sums` needs.
+        let total = unsafe { sums::<R, U>(k, a, b, b_stride) };
+        let (va, vb) = (_mm256_set1_ps(alpha), _mm256_set1_ps(beta));
+        for (i, sum) in total.iter().enumerate() {
+            for (h, &s) in sum.iter().enumerate() {
+                // Safety: `i < R` and `8h + 8 ≤ 16`, inside the caller's bounds.
+                unsafe {
+                    let at = c.add(i * c_stride + 8 * h);
+                    let mut v = if alpha == 1.0 { s } else { _mm256_mul_ps(va, s) };
+                    if beta != 0.0 {
+                        v = _mm256_add_ps(v, _mm256_mul_ps(vb, _mm256_loadu_ps(at)));
+                    }
+                    _mm256_storeu_ps(at, v);
+                }
             }
         }
     }
@@ -260,6 +388,42 @@ mod tests {
                                 "{what} k={k} rows={rows} ({i},{j}): {v} vs {exact}"
                             );
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn storing_into_c_scales_adds_and_leaves_other_elements_alone() {
+        let mut rng = Rng::new(5);
+        let (k, stride, c_stride) = (9, NR + 3, NR + 7);
+        for rows in 1..=MR {
+            for (alpha, beta) in [(1.0f32, 0.0f32), (1.0, 1.0), (-0.5, 0.25)] {
+                let a: Vec<f32> = (0..k * MR).map(|_| rng.uniform() as f32 - 0.5).collect();
+                let b: Vec<f32> = (0..k * stride + NR).map(|_| rng.uniform() as f32 - 0.5).collect();
+                let before: Vec<f32> = (0..MR * c_stride).map(|_| rng.uniform() as f32 - 0.5).collect();
+                // With beta = 0 the old values must not be read: NaNs there must vanish.
+                let before: Vec<f32> =
+                    before.iter().map(|&v| if beta == 0.0 && v > 0.3 { f32::NAN } else { v }).collect();
+                let (mut fast, mut plain) = (before.clone(), before.clone());
+                kernel_into(k, &a, &b, stride, rows, &mut fast, c_stride, alpha, beta);
+                portable_into(k, &a, &b, stride, rows, &mut plain, c_stride, alpha, beta);
+                for (at, (&x, &y)) in fast.iter().zip(&plain).enumerate() {
+                    let (i, j) = (at / c_stride, at % c_stride);
+                    if i >= rows || j >= NR {
+                        assert!(x.to_bits() == before[at].to_bits() && y.to_bits() == before[at].to_bits());
+                        continue;
+                    }
+                    let dot: f64 =
+                        (0..k).map(|p| f64::from(a[p * MR + i]) * f64::from(b[p * stride + j])).sum();
+                    let old = if beta == 0.0 { 0.0 } else { f64::from(beta) * f64::from(before[at]) };
+                    let want = f64::from(alpha) * dot + old;
+                    for v in [x, y] {
+                        assert!(
+                            (f64::from(v) - want).abs() <= 1e-5,
+                            "rows {rows} ({i},{j}) {alpha} {beta}: {v} vs {want}"
+                        );
                     }
                 }
             }
