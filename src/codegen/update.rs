@@ -9,7 +9,7 @@
 
 use super::kexpr::{Access, KernelExpr as E, KernelSpec};
 use crate::ir::{BinaryOp, UnaryOp};
-use crate::runtime::optim::{OptimizerKind, OptimizerSpec};
+use crate::runtime::optim::{Clipping, OptimizerKind, OptimizerSpec};
 
 /// The learning rate.
 pub const H_LR: usize = 0;
@@ -49,14 +49,23 @@ pub fn update_kernel(spec: &OptimizerSpec) -> KernelSpec {
     let scalar = |k: usize| E::Input(2 + slots + k);
     let (lr, lr_t, clip, l2, decay, scale) =
         (scalar(0), scalar(1), scalar(2), scalar(3), scalar(4), scalar(5));
+    // The transforms the spec turns off are left out, as `runtime::optim` skips them: the
+    // kernel reads only the scalars it needs (most models use none of these).
+    let x = match spec.clipping {
+        Clipping::Norm(_) | Clipping::GlobalNorm(_) => mul(g, scale),
+        _ => g,
+    };
     // `f32::clamp(x, -clip, clip)`: `-clip` where x is below it, then `clip` where the
     // result is above it; a NaN x passes through, as in Rust.
-    let x = mul(g, scale);
-    let low = E::unary(UnaryOp::Neg, clip.clone());
-    let raised = E::select(bin(BinaryOp::Lt, x.clone(), low.clone()), low, x);
-    let clamped = E::select(bin(BinaryOp::Gt, raised.clone(), clip.clone()), clip, raised);
-    let gp = add(clamped, mul(l2, p.clone()));
-    let pd = mul(p, decay);
+    let clamped = if let Clipping::Value(_) = spec.clipping {
+        let low = E::unary(UnaryOp::Neg, clip.clone());
+        let raised = E::select(bin(BinaryOp::Lt, x.clone(), low.clone()), low, x);
+        E::select(bin(BinaryOp::Gt, raised.clone(), clip.clone()), clip, raised)
+    } else {
+        x
+    };
+    let gp = if spec.l2 != 0.0 { add(clamped, mul(l2, p.clone())) } else { clamped };
+    let pd = if spec.weight_decay != 0.0 { mul(p, decay) } else { p };
     let outputs = match spec.kind {
         OptimizerKind::Sgd { momentum, nesterov } => {
             if slots == 0 {
@@ -190,6 +199,7 @@ mod tests {
             "Adam",
             &[("clipvalue", ArgValue::Float(0.05)), ("weight_decay", ArgValue::Float(0.01))],
         );
+        bit_identical("Adam", &[("l2", ArgValue::Float(0.01))]);
     }
 
     #[test]

@@ -19,10 +19,24 @@ pub(crate) struct Common {
 }
 
 impl Common {
+    /// Each transform that is off (scale 1, infinite clip, `l2` 0, decay 1) is skipped, not
+    /// applied as an identity: `g + 0·p` would turn `-0` into `+0` and an infinite `p`
+    /// into a NaN gradient. The JIT's update kernel (`codegen::update`) skips the same ones.
     #[inline(always)]
     fn prepare(&self, p: &mut f32, g: f32) -> f32 {
-        let g = (g * self.scale).clamp(-self.clip, self.clip) + self.l2 * *p;
-        *p *= self.decay;
+        let mut g = g;
+        if self.scale != 1.0 {
+            g *= self.scale;
+        }
+        if self.clip != f32::INFINITY {
+            g = g.clamp(-self.clip, self.clip);
+        }
+        if self.l2 != 0.0 {
+            g += self.l2 * *p;
+        }
+        if self.decay != 1.0 {
+            *p *= self.decay;
+        }
         g
     }
 }
