@@ -6,4 +6,5 @@ pub mod conv;
 pub mod gemm;
 mod gemm_blocked;
 mod gemm_micro;
+pub(crate) use gemm_micro::has_avx2_fma;
 pub mod pool;
