@@ -11,7 +11,10 @@ use dnnc::runtime::train::BackendKind;
 
 #[path = "support/examples.rs"]
 mod support;
-use support::{compare_step_outputs, compare_training_steps, program, train_spec};
+use dnnc::runtime::optim::ArgValue;
+use support::{
+    compare_step_outputs, compare_training_steps, compare_training_steps_with, program, train_spec,
+};
 
 #[test]
 fn mnist_step_outputs_match_the_interpreter() {
@@ -31,6 +34,24 @@ fn mnist_training_steps_match_the_interpreter() {
 #[test]
 fn binary_training_steps_match_the_interpreter() {
     compare_training_steps("examples/binary.dnn", 16, 2, 5);
+}
+
+#[test]
+fn every_optimizer_setting_updates_like_the_interpreter() {
+    // Each setting reads other scalars of the step's hyper block (clip bound, l2, decay,
+    // per-tensor or global norm scales, momentum slots), so a scalar wired to the wrong
+    // place shows as a parameter far from the interpreter's.
+    let f = ArgValue::Float;
+    let settings: &[(&str, &[(&str, ArgValue)])] = &[
+        ("Adam", &[("clipvalue", f(0.01)), ("l2", f(0.05)), ("weight_decay", f(0.1))]),
+        ("Adam", &[("clipnorm", f(0.05))]),
+        ("Adam", &[("global_clipnorm", f(0.05)), ("lr", f(0.01))]),
+        ("SGD", &[("momentum", f(0.9)), ("nesterov", ArgValue::Bool(true)), ("l2", f(0.01))]),
+        ("RMSprop", &[("momentum", f(0.5)), ("centered", ArgValue::Bool(true)), ("weight_decay", f(0.2))]),
+    ];
+    for (name, args) in settings {
+        compare_training_steps_with("examples/binary.dnn", 16, 2, 3, name, args);
+    }
 }
 
 #[test]

@@ -56,6 +56,18 @@ pub enum Instr {
     Random { dist: crate::ir::Distribution, stream: u32, out: Ptr, len: usize },
     /// A sum over middle axes or a broadcast into them (`strided.rs`).
     Accumulate { x: Ptr, out: Ptr, acc: super::strided::Accumulation },
+    /// The optimizer's update of trainable parameter `index`: its parameter, gradient and
+    /// slots (`len` elements each) by `runtime::optim`'s rule `kind`, with this step's hyper
+    /// block; split in two halves when `threads > 1` and the parameter is large.
+    Update {
+        kind: crate::runtime::optim::OptimizerKind,
+        index: usize,
+        param: Ptr,
+        grad: Ptr,
+        slots: Vec<Ptr>,
+        len: usize,
+        threads: usize,
+    },
     /// Copies `len` elements (a state output into its parameter).
     Copy { from: Ptr, to: Ptr, len: usize },
     /// Converts `len` i64 elements to f32 (labels used as numbers).
@@ -155,6 +167,6 @@ pub struct PlanOptions {
 
 impl Default for PlanOptions {
     fn default() -> PlanOptions {
-        PlanOptions { threads: 1, parallel_threshold: 1 << 22 }
+        PlanOptions { threads: 1, parallel_threshold: 1 << 20 }
     }
 }

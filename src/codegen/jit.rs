@@ -72,15 +72,6 @@ impl Jit {
         func
     }
 
-    /// Compiles one kernel without multiply-add contraction (`KernelExpr::eval` with
-    /// `contract = false`), for code that must round like plain Rust (the optimizer update).
-    pub fn compile_exact(&mut self, spec: &KernelSpec) -> Result<Kernel, KernelError> {
-        let fma = std::mem::replace(&mut self.fma, false);
-        let kernel = self.compile(spec);
-        self.fma = fma;
-        kernel
-    }
-
     /// Compiles one kernel.
     pub fn compile(&mut self, spec: &KernelSpec) -> Result<Kernel, KernelError> {
         let mut kernels = self.compile_all(std::slice::from_ref(spec))?;

@@ -90,6 +90,12 @@ impl Plan {
                     let gs: Vec<Ptr> = grads.iter().map(|g| g.0).collect();
                     writeln!(out, "clip_norm{} ({})", if *global { " global" } else { "" }, list(&gs))
                 }
+                Instr::Update { kind, param, grad, slots, len, threads, .. } => {
+                    let threads = if *threads > 1 { format!(" on {threads} threads") } else { String::new() };
+                    let mut operands = vec![*param, *grad];
+                    operands.extend(slots);
+                    writeln!(out, "update {} {len} ({}){threads}", kind.name(), list(&operands))
+                }
                 Instr::Copy { from, to, len } => writeln!(out, "copy {len} ({}) -> {}", ptr(from), ptr(to)),
                 Instr::Accumulate { x, out: o, acc } => {
                     writeln!(out, "accumulate {:?} ({}) -> {}", acc.dims, ptr(x), ptr(o))

@@ -11,6 +11,7 @@ use super::driver::{Call, Compiled, compile};
 use super::host::{HostCtx, HostOp};
 use super::kexpr::KernelError;
 use super::specialize::{Base, ConstData, Instr, Plan, Ptr};
+use super::update::{H_CLIP, H_DECAY, H_L2, H_LR, H_LR_T, H_SCALE0};
 use crate::ir::{Graph, RunError};
 use crate::ops::Value;
 use crate::shape::{DType, TensorType};
@@ -166,6 +167,23 @@ impl Program {
                     out: slot(*out, &mut frame),
                     len: *len,
                 }),
+                Instr::Update { kind, index, param, grad, slots, len, threads } => {
+                    let hyper = plan.hyper_ext.unwrap_or(0);
+                    let mut at = |offset: usize| slot(Ptr { base: Base::Ext(hyper), offset }, &mut frame);
+                    let scalars = [H_LR, H_LR_T, H_CLIP, H_L2, H_DECAY, H_SCALE0 + index].map(&mut at);
+                    let param = slot(*param, &mut frame);
+                    let grad = slot(*grad, &mut frame);
+                    let slots = slots.iter().map(|&p| slot(p, &mut frame)).collect();
+                    ops.push(HostOp::Update {
+                        kind: kind.clone(),
+                        param,
+                        grad,
+                        slots,
+                        scalars,
+                        len: *len,
+                        threads: *threads,
+                    })
+                }
                 Instr::Copy { from, to, len } => ops.push(HostOp::Copy {
                     from: slot(*from, &mut frame),
                     to: slot(*to, &mut frame),

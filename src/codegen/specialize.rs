@@ -12,7 +12,7 @@
 pub use super::instr::*;
 use super::kexpr::{Access, KernelSpec};
 use super::strided::Accumulation;
-use super::update::{H_SCALE0, update_kernel};
+use super::update::H_SCALE0;
 use super::window::window_step;
 use crate::fuse::plan::{Interval, assign};
 use crate::fuse::{Loc, Schedule, StepKind};
@@ -302,7 +302,6 @@ pub fn specialize(
         constants.push((ptr(*node), data));
     }
     let mut instrs = Vec::new();
-    let hyper = |k: usize| Ptr { base: Base::Ext(hyper_ext.unwrap_or(0)), offset: k };
     for item in &items {
         let instr = match *item {
             Item::Step(s) => match &schedule.steps[s].kind {
@@ -424,14 +423,15 @@ pub fn specialize(
                 let slots: Vec<Ptr> = (0..t.spec.slot_names().len())
                     .map(|s| Ptr { base: Base::Ext(slot_exts[j] + s), offset: 0 })
                     .collect();
-                let mut inputs = vec![p, ptr(grad)];
-                inputs.extend(slots.iter().copied());
-                inputs.extend([0, 1, 2, 3, 4].map(hyper));
-                inputs.push(hyper(H_SCALE0 + j));
-                let mut outputs = vec![p];
-                outputs.extend(slots);
-                let kernel = kernel_id(update_kernel(&t.spec), false);
-                Instr::Kernel { kernel, inputs, outputs, rows: 1, cols: exts[ni + param].len }
+                Instr::Update {
+                    kind: t.spec.kind.clone(),
+                    index: j,
+                    param: p,
+                    grad: ptr(grad),
+                    slots,
+                    len: exts[ni + param].len,
+                    threads: options.threads,
+                }
             }
             Item::Norm(which) => {
                 let Some(t) = training else { continue };

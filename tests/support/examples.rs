@@ -108,11 +108,26 @@ pub fn compare_step_outputs(path: &str, b: usize, classes: i64, rel: f64, floor:
 /// Runs `steps` training steps on both steppers from the same parameters and batches and
 /// compares loss, predictions and every parameter after each step.
 pub fn compare_training_steps(path: &str, b: usize, classes: i64, steps: u64) {
+    compare_training_steps_with(path, b, classes, steps, "Adam", &[]);
+}
+
+/// `compare_training_steps` with the optimizer `name(args)`.
+pub fn compare_training_steps_with(
+    path: &str,
+    b: usize,
+    classes: i64,
+    steps: u64,
+    name: &str,
+    args: &[(&str, dnnc::runtime::optim::ArgValue)],
+) {
     let p = program(path);
     let spec = train_spec(&p);
     let graph = step_graph(spec).expect("step graph");
     let store = ParamStore::init(spec.train_graph.as_ref().unwrap(), 5).unwrap();
-    let opt = dnnc::runtime::optim::OptimizerSpec::from_call("Adam", &[]).unwrap();
+    let args: Vec<(String, dnnc::runtime::optim::ArgValue)> =
+        args.iter().map(|(n, v)| (n.to_string(), v.clone())).collect();
+    let opt = dnnc::runtime::optim::OptimizerSpec::from_call(name, &args).unwrap();
+    let path = &format!("{path} with {name}{args:?}");
     let mut jit = JitStepper::new(&graph, store.clone(), opt.clone(), 0, PlanOptions::default()).unwrap();
     let mut interp = InterpStepper::new(&graph, store, opt, 0).unwrap();
     let mut rng = Rng::new(21);

@@ -20,7 +20,8 @@ pub use spec::{Clipping, OptimizerKind, OptimizerSpec, optimizer_args, optimizer
 use ndarray::{ArrayD, IxDyn};
 
 use crate::runtime::clip;
-use update::{Common, RmsSlots};
+pub use update::adam_lr_t;
+pub(crate) use update::{Common, apply};
 
 /// A failed optimizer step or state import.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -119,7 +120,12 @@ impl Optimizer {
             let (Some(p), Some(g)) = (param.as_slice_mut(), grad.as_slice()) else {
                 unreachable!("standard-layout arrays are contiguous")
             };
-            apply(&self.spec.kind, p, g, slots, common, self.step);
+            let lr_t = match self.spec.kind {
+                OptimizerKind::Adam { beta1, beta2, .. } => update::adam_lr_t(lr, beta1, beta2, self.step),
+                _ => lr,
+            };
+            let mut slots: Vec<&mut [f32]> = slots.iter_mut().map(|s| s.as_mut_slice()).collect();
+            update::apply(&self.spec.kind, p, g, &mut slots, common, lr_t);
         }
         Ok(())
     }
@@ -192,28 +198,5 @@ impl Optimizer {
         self.slots = new_slots;
         self.step = state.step;
         Ok(())
-    }
-}
-
-/// Dispatches one parameter's update to its rule.
-fn apply(kind: &OptimizerKind, p: &mut [f32], g: &[f32], slots: &mut [Vec<f32>], c: Common, step: u64) {
-    match *kind {
-        OptimizerKind::Sgd { momentum, nesterov } => {
-            let velocity = slots.first_mut().map(|v| v.as_mut_slice());
-            update::sgd(p, g, velocity, c, momentum, nesterov);
-        }
-        OptimizerKind::Adam { beta1, beta2, epsilon } => {
-            let [m, v] = slots else { unreachable!("Adam keeps two slots") };
-            update::adam(p, g, m, v, c, beta1, beta2, epsilon, step);
-        }
-        OptimizerKind::RmsProp { rho, momentum, epsilon, centered } => {
-            let (velocity, rest) =
-                slots.split_first_mut().unwrap_or_else(|| unreachable!("RMSprop keeps velocity"));
-            let mut rest = rest.iter_mut();
-            let momentum_slot = if momentum > 0.0 { rest.next().map(|v| v.as_mut_slice()) } else { None };
-            let average_grad = if centered { rest.next().map(|v| v.as_mut_slice()) } else { None };
-            let slots = RmsSlots { velocity, momentum: momentum_slot, average_grad };
-            update::rmsprop(p, g, slots, c, rho, momentum, epsilon);
-        }
     }
 }

@@ -50,6 +50,17 @@ pub enum OptimizerKind {
     RmsProp { rho: f32, momentum: f32, epsilon: f32, centered: bool },
 }
 
+impl OptimizerKind {
+    /// The rule's name as the language spells its optimizer.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd { .. } => "SGD",
+            OptimizerKind::Adam { .. } => "Adam",
+            OptimizerKind::RmsProp { .. } => "RMSprop",
+        }
+    }
+}
+
 /// How gradients are clipped before the update.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Clipping {
