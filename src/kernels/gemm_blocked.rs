@@ -10,7 +10,7 @@
 //! warm. Parallel products split C along its outer axis into disjoint blocks.
 
 use super::gemm::Layout;
-use super::gemm_micro::{MR, NR, Tile, kernel, kernel_into, row_times_matrix, store_row};
+use super::gemm_micro::{APanel, MR, NR, Tile, kernel, kernel_into, row_times_matrix, store_row};
 use std::cell::RefCell;
 
 /// Depth of one block: an A panel (6 × 256) and a B panel (256 × 16) stay in L1.
@@ -120,6 +120,11 @@ fn sequential(ops: Operands<'_>, c: &mut [f32], ws: &mut Workspace) {
         row_times_matrix(k, a, al.col_stride, b, bl.row_stride, &mut c[..n]);
         return;
     }
+    // A is read where it lies when each step's six values are adjacent (a transposed A,
+    // the weight gradient's Xᵀ) or its rows are contiguous and not 4 KiB apart (so six row
+    // streams do not fight over a few L1 sets): packing would copy what the kernel can
+    // already load cheaply.
+    let direct_a = al.row_stride == 1 || (al.col_stride == 1 && al.row_stride % 1024 != 0);
     let mut tile: Tile = [[0.0; NR]; MR];
     for pc in (0..k).step_by(KC) {
         let kc = KC.min(k - pc);
@@ -138,8 +143,10 @@ fn sequential(ops: Operands<'_>, c: &mut [f32], ws: &mut Workspace) {
             }
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
-                for r in 0..mc.div_ceil(MR) {
-                    pack_a(a, al, ic + r * MR, pc, kc, &mut ws.a[r * kc * MR..(r + 1) * kc * MR]);
+                if !direct_a {
+                    for r in 0..mc.div_ceil(MR) {
+                        pack_a(a, al, ic + r * MR, pc, kc, &mut ws.a[r * kc * MR..(r + 1) * kc * MR]);
+                    }
                 }
                 for q in 0..nc.div_ceil(NR) {
                     let j0 = jc + q * NR;
@@ -156,7 +163,12 @@ fn sequential(ops: Operands<'_>, c: &mut [f32], ws: &mut Workspace) {
                     for r in 0..mc.div_ceil(MR) {
                         let i0 = ic + r * MR;
                         let rows = MR.min(m - i0);
-                        let a_panel = &ws.a[r * kc * MR..(r + 1) * kc * MR];
+                        let a_panel = if direct_a {
+                            let start = i0 * al.row_stride + pc * al.col_stride;
+                            APanel { data: &a[start..], step: al.col_stride, row: al.row_stride }
+                        } else {
+                            APanel::packed(&ws.a[r * kc * MR..(r + 1) * kc * MR])
+                        };
                         if cols == NR && cl.col_stride == 1 {
                             let c_tile = &mut c[i0 * cl.row_stride + j0..];
                             kernel_into(kc, a_panel, panel, stride, rows, c_tile, cl.row_stride, alpha, beta);

@@ -1,8 +1,9 @@
 //! The register-blocked inner kernel of the matrix product: an `R × 16` tile of C
 //! (`R ≤ 6`) accumulated over `k` steps from a packed panel of A and a panel of B.
 //!
-//! Operand formats (built by `gemm_blocked.rs`): the A panel holds step `p`'s six row values
-//! at `a[6p .. 6p + 6]` (rows past `R` are never read); the B panel holds step `p`'s sixteen
+//! Operand formats (built by `gemm_blocked.rs`): an [`APanel`] holds row `i`'s value of step
+//! `p` at `data[p·step + i·row]` (packed: step 6, row 1; or A read where it lies, row-major
+//! or transposed; rows past `R` are never read); the B panel holds step `p`'s sixteen
 //! column values contiguously at `b[p·b_stride ..]`. The tile is returned as accumulators,
 //! scaled and stored by the caller, so this file only multiplies and adds.
 //!
@@ -35,27 +36,51 @@ pub(crate) fn has_avx2_fma() -> bool {
     }
 }
 
-/// `tile[i][j] = Σ_p a[6p + i]·b[p·b_stride + j]` for `i < rows`, `j < 16`, `p < k`.
+/// Up to six rows of A over a range of steps: row `i`'s value of step `p` is at
+/// `data[p·step + i·row]`.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct APanel<'a> {
+    pub data: &'a [f32],
+    pub step: usize,
+    pub row: usize,
+}
+
+impl<'a> APanel<'a> {
+    /// A panel packed step-major, six values per step.
+    pub(crate) fn packed(data: &'a [f32]) -> APanel<'a> {
+        APanel { data, step: MR, row: 1 }
+    }
+
+    /// Checks that `rows` rows of `k` steps are in bounds (a caller's programming error
+    /// otherwise).
+    fn check(&self, k: usize, rows: usize) {
+        assert!((1..=MR).contains(&rows), "tile rows {rows}");
+        let last = if k == 0 { 0 } else { (k - 1) * self.step + (rows - 1) * self.row + 1 };
+        assert!(self.data.len() >= last, "A panel of {} for {k} steps of {rows} rows", self.data.len());
+    }
+}
+
+/// `tile[i][j] = Σ_p A(i, p)·b[p·b_stride + j]` for `i < rows`, `j < 16`, `p < k`.
 ///
 /// Panics (a programming error in the caller, not bad input) when a panel is shorter than
 /// `k` steps need or `rows` is not in `1..=6`.
-pub(crate) fn kernel(k: usize, a: &[f32], b: &[f32], b_stride: usize, rows: usize, tile: &mut Tile) {
-    assert!((1..=MR).contains(&rows), "tile rows {rows}");
-    assert!(a.len() >= k * MR, "A panel of {} for {k} steps", a.len());
+pub(crate) fn kernel(k: usize, a: APanel<'_>, b: &[f32], b_stride: usize, rows: usize, tile: &mut Tile) {
+    a.check(k, rows);
     assert!(k == 0 || b.len() >= (k - 1) * b_stride + NR, "B panel of {} for {k} steps", b.len());
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
-        // Safety: the CPU has AVX2 and FMA (checked above), and the asserts give every
-        // load of the kernels its bounds: A is read at `6p + i < 6k` and B at
-        // `p·b_stride + j ≤ (k - 1)·b_stride + 15`.
+        let ap = avx2::A { ptr: a.data.as_ptr(), step: a.step, row: a.row };
+        // Safety: the CPU has AVX2 and FMA (checked above), and the checks give every
+        // load of the kernels its bounds: A is read at `p·step + i·row` for `p < k`,
+        // `i < rows`, and B at `p·b_stride + j ≤ (k - 1)·b_stride + 15`.
         unsafe {
             match rows {
-                1 => avx2::kernel::<1, 2>(k, a.as_ptr(), b.as_ptr(), b_stride, tile),
-                2 => avx2::kernel::<2, 2>(k, a.as_ptr(), b.as_ptr(), b_stride, tile),
-                3 => avx2::kernel::<3, 1>(k, a.as_ptr(), b.as_ptr(), b_stride, tile),
-                4 => avx2::kernel::<4, 1>(k, a.as_ptr(), b.as_ptr(), b_stride, tile),
-                5 => avx2::kernel::<5, 1>(k, a.as_ptr(), b.as_ptr(), b_stride, tile),
-                _ => avx2::kernel::<6, 1>(k, a.as_ptr(), b.as_ptr(), b_stride, tile),
+                1 => avx2::kernel::<1, 2>(k, ap, b.as_ptr(), b_stride, tile),
+                2 => avx2::kernel::<2, 2>(k, ap, b.as_ptr(), b_stride, tile),
+                3 => avx2::kernel::<3, 1>(k, ap, b.as_ptr(), b_stride, tile),
+                4 => avx2::kernel::<4, 1>(k, ap, b.as_ptr(), b_stride, tile),
+                5 => avx2::kernel::<5, 1>(k, ap, b.as_ptr(), b_stride, tile),
+                _ => avx2::kernel::<6, 1>(k, ap, b.as_ptr(), b_stride, tile),
             }
         }
         return;
@@ -63,7 +88,7 @@ pub(crate) fn kernel(k: usize, a: &[f32], b: &[f32], b_stride: usize, rows: usiz
     portable(k, a, b, b_stride, rows, tile);
 }
 
-/// `C[i][j] = alpha·Σ_p a[6p + i]·b[p·b_stride + j] + beta·C[i][j]` for `i < rows`,
+/// `C[i][j] = alpha·Σ_p A(i, p)·b[p·b_stride + j] + beta·C[i][j]` for `i < rows`,
 /// `j < 16`, where row `i` of C starts at `c[i·c_stride]`; C is not read when `beta == 0`.
 /// The AVX2 path scales and stores straight from its registers (a short-depth product, such
 /// as a weight gradient over a batch, spends much of its time on the tile's store).
@@ -73,7 +98,7 @@ pub(crate) fn kernel(k: usize, a: &[f32], b: &[f32], b_stride: usize, rows: usiz
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn kernel_into(
     k: usize,
-    a: &[f32],
+    a: APanel<'_>,
     b: &[f32],
     b_stride: usize,
     rows: usize,
@@ -82,13 +107,13 @@ pub(crate) fn kernel_into(
     alpha: f32,
     beta: f32,
 ) {
-    assert!((1..=MR).contains(&rows), "tile rows {rows}");
-    assert!(a.len() >= k * MR, "A panel of {} for {k} steps", a.len());
+    a.check(k, rows);
     assert!(k == 0 || b.len() >= (k - 1) * b_stride + NR, "B panel of {} for {k} steps", b.len());
     assert!(c.len() >= (rows - 1) * c_stride + NR, "C of {} for {rows} rows", c.len());
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
-        let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+        let a = avx2::A { ptr: a.data.as_ptr(), step: a.step, row: a.row };
+        let (b, c) = (b.as_ptr(), c.as_mut_ptr());
         // Safety: AVX2 and FMA are present; the asserts bound every load of A and B (as in
         // `kernel`) and every access of C at `i·c_stride + j`, `i < rows`, `j < 16`.
         unsafe {
@@ -110,7 +135,7 @@ pub(crate) fn kernel_into(
 #[allow(clippy::too_many_arguments)]
 fn portable_into(
     k: usize,
-    a: &[f32],
+    a: APanel<'_>,
     b: &[f32],
     b_stride: usize,
     rows: usize,
@@ -197,12 +222,12 @@ pub(crate) fn row_times_matrix(
 }
 
 /// The kernel in plain Rust.
-fn portable(k: usize, a: &[f32], b: &[f32], b_stride: usize, rows: usize, tile: &mut Tile) {
+fn portable(k: usize, a: APanel<'_>, b: &[f32], b_stride: usize, rows: usize, tile: &mut Tile) {
     *tile = [[0.0; NR]; MR];
     for p in 0..k {
         let bp: &[f32; NR] = b[p * b_stride..p * b_stride + NR].try_into().unwrap_or(&[0.0; NR]);
         for (i, row) in tile.iter_mut().enumerate().take(rows) {
-            let ai = a[p * MR + i];
+            let ai = a.data[p * a.step + i * a.row];
             for (t, &bj) in row.iter_mut().zip(bp) {
                 *t += ai * bj;
             }
@@ -212,7 +237,7 @@ fn portable(k: usize, a: &[f32], b: &[f32], b_stride: usize, rows: usize, tile: 
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{MR, Tile};
+    use super::Tile;
     use std::arch::x86_64::*;
 
     /// `out[..8V] = Σ_p a[p·a_stride]·b[p·b_stride ..][..8V]`.
@@ -246,20 +271,30 @@ mod avx2 {
         }
     }
 
+    /// An A panel as a pointer: row `i`'s value of step `p` at `ptr + p·step + i·row`.
+    #[derive(Copy, Clone)]
+    pub(super) struct A {
+        pub ptr: *const f32,
+        pub step: usize,
+        pub row: usize,
+    }
+
     /// The sums of an `R × 16` tile: `R` rows, `U` interleaved accumulator sets (added at
     /// the end), two 8-lane halves per row.
     ///
     /// # Safety
-    /// AVX2 and FMA must be available; `a` must be readable for `6k` floats and `b` at
-    /// `p·b_stride + j` for every `p < k`, `j < 16`.
+    /// AVX2 and FMA must be available; `a` must be readable at `p·step + i·row` and `b` at
+    /// `p·b_stride + j` for every `p < k`, `i < R`, `j < 16`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn sums<const R: usize, const U: usize>(
         k: usize,
-        a: *const f32,
+        a: A,
         b: *const f32,
         b_stride: usize,
     ) -> [[__m256; 2]; R] {
+        // Row `i`'s pointer, advanced by `step` each step.
+        let rows: [*const f32; R] = std::array::from_fn(|i| a.ptr.wrapping_add(i * a.row));
         let mut acc = [[[_mm256_setzero_ps(); 2]; R]; U];
         let mut p = 0;
         while p + U <= k {
@@ -268,9 +303,9 @@ mod avx2 {
                 unsafe {
                     let bp = b.add((p + u) * b_stride);
                     let (b0, b1) = (_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8)));
-                    let ap = a.add((p + u) * MR);
+                    let at = (p + u) * a.step;
                     for (i, row) in set.iter_mut().enumerate() {
-                        let ai = _mm256_broadcast_ss(&*ap.add(i));
+                        let ai = _mm256_broadcast_ss(&*rows[i].add(at));
                         row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
                         row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
                     }
@@ -283,9 +318,9 @@ mod avx2 {
             unsafe {
                 let bp = b.add(p * b_stride);
                 let (b0, b1) = (_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8)));
-                let ap = a.add(p * MR);
+                let at = p * a.step;
                 for (i, row) in acc[0].iter_mut().enumerate() {
-                    let ai = _mm256_broadcast_ss(&*ap.add(i));
+                    let ai = _mm256_broadcast_ss(&*rows[i].add(at));
                     row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
                     row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
                 }
@@ -308,7 +343,7 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn kernel<const R: usize, const U: usize>(
         k: usize,
-        a: *const f32,
+        a: A,
         b: *const f32,
         b_stride: usize,
         tile: &mut Tile,
@@ -335,7 +370,7 @@ mod avx2 {
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn kernel_into<const R: usize, const U: usize>(
         k: usize,
-        a: *const f32,
+        a: A,
         b: *const f32,
         b_stride: usize,
         c: *mut f32,
@@ -373,20 +408,33 @@ mod tests {
         for k in [0usize, 1, 2, 7, 256] {
             for rows in 1..=MR {
                 let stride = NR + 5;
-                let a: Vec<f32> = (0..k * MR).map(|_| rng.uniform() as f32 - 0.5).collect();
                 let b: Vec<f32> = (0..k * stride + NR).map(|_| rng.uniform() as f32 - 0.5).collect();
-                let (mut got, mut want) = ([[f32::NAN; NR]; MR], [[f32::NAN; NR]; MR]);
-                kernel(k, &a, &b, stride, rows, &mut got);
-                portable(k, &a, &b, stride, rows, &mut want);
-                for i in 0..rows {
-                    for j in 0..NR {
-                        let exact: f64 =
-                            (0..k).map(|p| f64::from(a[p * MR + i]) * f64::from(b[p * stride + j])).sum();
-                        for (what, v) in [("dispatched", got[i][j]), ("portable", want[i][j])] {
-                            assert!(
-                                (f64::from(v) - exact).abs() <= 1e-5 * (k as f64 + 1.0),
-                                "{what} k={k} rows={rows} ({i},{j}): {v} vs {exact}"
-                            );
+                // Packed, row-major in place (rows k + 3 apart) and transposed in place
+                // (steps 9 apart).
+                let (row_major, transposed) =
+                    (APanel { data: &[], step: 1, row: k + 3 }, APanel { data: &[], step: 9, row: 1 });
+                for layout in [APanel::packed(&[]), row_major, transposed] {
+                    let a: Vec<f32> = (0..k * (layout.step + layout.row) + MR * layout.row)
+                        .map(|_| rng.uniform() as f32 - 0.5)
+                        .collect();
+                    let panel = APanel { data: &a, ..layout };
+                    let (mut got, mut want) = ([[f32::NAN; NR]; MR], [[f32::NAN; NR]; MR]);
+                    kernel(k, panel, &b, stride, rows, &mut got);
+                    portable(k, panel, &b, stride, rows, &mut want);
+                    for i in 0..rows {
+                        for j in 0..NR {
+                            let exact: f64 = (0..k)
+                                .map(|p| {
+                                    f64::from(a[p * panel.step + i * panel.row])
+                                        * f64::from(b[p * stride + j])
+                                })
+                                .sum();
+                            for (what, v) in [("dispatched", got[i][j]), ("portable", want[i][j])] {
+                                assert!(
+                                    (f64::from(v) - exact).abs() <= 1e-5 * (k as f64 + 1.0),
+                                    "{what} k={k} rows={rows} {layout:?} ({i},{j}): {v} vs {exact}"
+                                );
+                            }
                         }
                     }
                 }
@@ -407,8 +455,8 @@ mod tests {
                 let before: Vec<f32> =
                     before.iter().map(|&v| if beta == 0.0 && v > 0.3 { f32::NAN } else { v }).collect();
                 let (mut fast, mut plain) = (before.clone(), before.clone());
-                kernel_into(k, &a, &b, stride, rows, &mut fast, c_stride, alpha, beta);
-                portable_into(k, &a, &b, stride, rows, &mut plain, c_stride, alpha, beta);
+                kernel_into(k, APanel::packed(&a), &b, stride, rows, &mut fast, c_stride, alpha, beta);
+                portable_into(k, APanel::packed(&a), &b, stride, rows, &mut plain, c_stride, alpha, beta);
                 for (at, (&x, &y)) in fast.iter().zip(&plain).enumerate() {
                     let (i, j) = (at / c_stride, at % c_stride);
                     if i >= rows || j >= NR {
