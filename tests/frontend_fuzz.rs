@@ -12,6 +12,9 @@ use dnnc::source::FileId;
 use dnnc::syntax::lexer::tokenize;
 use dnnc::syntax::{format_source, format_tokens, parse, print_ast};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+#[path = "support/files.rs"]
+mod files;
+use files::dnn_files;
 
 /// Checks one input; returns the codes of its errors. Panics (failing the test) with the
 /// input when the front end panicked or misbehaved.
@@ -43,13 +46,7 @@ fn run_case(label: &str, bytes: &[u8]) -> Vec<String> {
 fn corpus() -> Vec<(String, String)> {
     let mut out = Vec::new();
     for dir in ["examples", "tests/fixtures"] {
-        let mut paths: Vec<_> = std::fs::read_dir(dir)
-            .expect("folder exists")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| p.extension().is_some_and(|e| e == "dnn"))
-            .collect();
-        paths.sort();
-        for p in paths {
+        for p in dnn_files(dir) {
             out.push((p.display().to_string(), std::fs::read_to_string(&p).expect("readable")));
         }
     }

@@ -7,16 +7,9 @@ use dnnc::ir::{Graph, Op};
 use dnnc::sema::{Program, check_bytes, print_program};
 use dnnc::syntax::print_ast;
 use std::path::PathBuf;
-
-fn dnn_files(dir: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("folder exists")
-        .map(|e| e.expect("readable entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "dnn"))
-        .collect();
-    files.sort();
-    files
-}
+#[path = "support/files.rs"]
+mod files;
+use files::dnn_files;
 
 fn check(path: &str) -> Program {
     let bytes = std::fs::read(path).expect("readable file");

@@ -12,15 +12,12 @@ use dnnc::diag::{Diag, render_plain};
 use dnnc::sema::check_bytes;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+#[path = "support/files.rs"]
+mod files;
+use files::dnn_files;
 
 fn ui_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir("tests/ui")
-        .expect("tests/ui exists")
-        .map(|e| e.expect("readable entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "dnn"))
-        .collect();
-    files.sort();
-    files
+    dnn_files("tests/ui")
 }
 
 /// The `(code, line)` pairs annotated in a file, sorted.
