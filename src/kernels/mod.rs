@@ -7,3 +7,4 @@ pub mod gemm;
 mod gemm_blocked;
 mod gemm_micro;
 pub mod pool;
+mod simd;
