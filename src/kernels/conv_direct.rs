@@ -1,8 +1,8 @@
-//! Direct AVX2 + FMA convolutions for a shallow patch (few taps × channels, such as a first
-//! layer's 3×3×1 or 3×3×3) and a filter count that is a multiple of 8: the forward pass and
-//! the filter gradient without a patch matrix. Through im2col and the GEMM such a layer is a
-//! product of depth 9 or 27, too shallow to amortize packing and tile stores, and the copy
-//! of one or three channels per tap is most of the work.
+//! Direct AVX2 + FMA convolutions for a shallow patch (at most `DIRECT_DEPTH` taps ×
+//! channels, such as a grey image's 3×3×1) and a filter count that is a multiple of 8: the
+//! forward pass and the filter gradient without a patch matrix. Through im2col and the GEMM
+//! such a layer is a product of depth 9, too shallow to amortize packing and tile stores,
+//! and copying one channel per tap is most of the work.
 //!
 //! Forward: each output position's filters are accumulated in registers (up to four vectors
 //! of 8 filters, two positions at once) from broadcast input values times kernel rows.
