@@ -78,12 +78,14 @@ fn bench_pool(c: &mut Criterion) {
         let (x, g) = (random(&mut rng, geo.input_len()), random(&mut rng, geo.output_len()));
         let (mut y, mut dx) = (vec![0.0; geo.output_len()], vec![0.0; geo.input_len()]);
         group.throughput(Throughput::Elements(geo.input_len() as u64));
-        group.bench_function(format!("forward {name}"), |b| {
-            b.iter(|| pool::pool2d(&geo, &x, &mut y).expect("runs"))
-        });
-        group.bench_function(format!("gradient {name}"), |b| {
-            b.iter(|| pool::pool2d_grad(&geo, &x, &g, &mut dx).expect("runs"))
-        });
+        for threads in [1, 2] {
+            group.bench_function(format!("forward {name}, {threads} threads"), |b| {
+                b.iter(|| pool::pool2d(&geo, &x, &mut y, threads).expect("runs"))
+            });
+            group.bench_function(format!("gradient {name}, {threads} threads"), |b| {
+                b.iter(|| pool::pool2d_grad(&geo, &x, &g, &mut dx, threads).expect("runs"))
+            });
+        }
         black_box((&y, &dx));
     }
     group.finish();

@@ -7,11 +7,14 @@
 //! equal the reference kernels' exactly: the max is the first largest element in row-major
 //! tap order with a NaN winning, the gradient of a max goes to that element alone, and an
 //! average sums in tap order and divides by the number of taps inside the input.
-//! Invariant: nothing here allocates; slice lengths are checked first.
+//! Max pooling and its gradient run eight channels at a time on AVX2 (`pool_avx2.rs`) when
+//! the CPU has it; with `threads > 1` the images are split into runs that write disjoint
+//! parts of the output. Invariant: nothing here allocates; slice lengths are checked first.
 
 use super::simd::Isa;
 use crate::ir::{Padding, PoolKind};
 use crate::ops::AxisWindow;
+use std::ops::Range;
 
 /// Why a pooling kernel cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,15 +116,69 @@ enum GradWrite {
     Add,
 }
 
-/// `y = pool(x)`.
-pub fn pool2d(geo: &PoolGeometry, x: &[f32], y: &mut [f32]) -> Result<(), PoolError> {
-    pool2d_on(Isa::best(), geo, x, y)
+impl PoolGeometry {
+    /// The same pooling over `n` images.
+    fn with_batch(&self, n: usize) -> PoolGeometry {
+        PoolGeometry { batch: n, ..*self }
+    }
+
+    fn input_per_image(&self) -> usize {
+        self.rows.input * self.cols.input * self.channels
+    }
+
+    fn output_per_image(&self) -> usize {
+        self.rows.output * self.cols.output * self.channels
+    }
+}
+
+/// Splits the images into `parts` runs and calls `work(run's geometry, images, out part)`
+/// on each, in parallel; `out` holds `out_per_image` elements per image.
+fn in_parts<W>(
+    geo: &PoolGeometry,
+    images: Range<usize>,
+    parts: usize,
+    (out, per): (&mut [f32], usize),
+    work: &W,
+) where
+    W: Fn(&PoolGeometry, Range<usize>, &mut [f32]) + Sync,
+{
+    if parts <= 1 || images.len() <= 1 {
+        return work(&geo.with_batch(images.len()), images, out);
+    }
+    let left = parts / 2;
+    let mid = images.start + images.len() * left / parts;
+    let (out_l, out_r) = out.split_at_mut((mid - images.start) * per);
+    rayon::join(
+        || in_parts(geo, images.start..mid, left, (out_l, per), work),
+        || in_parts(geo, mid..images.end, parts - left, (out_r, per), work),
+    );
+}
+
+/// `y = pool(x)`, the images split over `threads` threads.
+pub fn pool2d(geo: &PoolGeometry, x: &[f32], y: &mut [f32], threads: usize) -> Result<(), PoolError> {
+    pool2d_on(Isa::best(), geo, x, y, threads)
 }
 
 /// `pool2d` with the given instruction set.
-fn pool2d_on(isa: Isa, geo: &PoolGeometry, x: &[f32], y: &mut [f32]) -> Result<(), PoolError> {
+fn pool2d_on(
+    isa: Isa,
+    geo: &PoolGeometry,
+    x: &[f32],
+    y: &mut [f32],
+    threads: usize,
+) -> Result<(), PoolError> {
     check("input", x.len(), geo.input_len())?;
     check("output", y.len(), geo.output_len())?;
+    let (xi, yi) = (geo.input_per_image(), geo.output_per_image());
+    let work = |part: &PoolGeometry, images: Range<usize>, y: &mut [f32]| {
+        pool_images(isa, part, &x[images.start * xi..images.end * xi], y);
+    };
+    in_parts(geo, 0..geo.batch, threads, (&mut y[..geo.output_len()], yi), &work);
+    Ok(())
+}
+
+/// `pool2d` of every image of `geo` (lengths checked).
+fn pool_images(isa: Isa, geo: &PoolGeometry, x: &[f32], y: &mut [f32]) {
     let c = geo.channels;
     if geo.kind == PoolKind::Max {
         let vectors = match isa {
@@ -140,7 +197,7 @@ fn pool2d_on(isa: Isa, geo: &PoolGeometry, x: &[f32], y: &mut [f32]) -> Result<(
                 y[out + ch] = best;
             }
         });
-        return Ok(());
+        return;
     }
     geo.for_each_window(|out, (h0, h1), (w0, w1), image| {
         // The sum starts from zero, as the reference's (a lone -0 tap averages to +0).
@@ -155,7 +212,6 @@ fn pool2d_on(isa: Isa, geo: &PoolGeometry, x: &[f32], y: &mut [f32]) -> Result<(
         let count = ((h1 - h0) * (w1 - w0)) as f32;
         y.iter_mut().for_each(|v| *v /= count);
     });
-    Ok(())
 }
 
 /// The AVX2 max pooling of the channels it covers (whole vectors of 8); returns how many.
@@ -180,9 +236,16 @@ fn simd_max_grad(geo: &PoolGeometry, x: &[f32], g: &[f32], dx: &mut [f32], write
     0
 }
 
-/// `dx = pool_grad(x, g)`: the input gradient from the input and the output gradient.
-pub fn pool2d_grad(geo: &PoolGeometry, x: &[f32], g: &[f32], dx: &mut [f32]) -> Result<(), PoolError> {
-    pool2d_grad_on(Isa::best(), geo, x, g, dx)
+/// `dx = pool_grad(x, g)`: the input gradient from the input and the output gradient, the
+/// images split over `threads` threads.
+pub fn pool2d_grad(
+    geo: &PoolGeometry,
+    x: &[f32],
+    g: &[f32],
+    dx: &mut [f32],
+    threads: usize,
+) -> Result<(), PoolError> {
+    pool2d_grad_on(Isa::best(), geo, x, g, dx, threads)
 }
 
 /// `pool2d_grad` with the given instruction set.
@@ -192,10 +255,22 @@ fn pool2d_grad_on(
     x: &[f32],
     g: &[f32],
     dx: &mut [f32],
+    threads: usize,
 ) -> Result<(), PoolError> {
     check("input", x.len(), geo.input_len())?;
     check("gradient", g.len(), geo.output_len())?;
     check("input gradient", dx.len(), geo.input_len())?;
+    let (xi, gi) = (geo.input_per_image(), geo.output_per_image());
+    let work = |part: &PoolGeometry, images: Range<usize>, dx: &mut [f32]| {
+        let (x, g) = (&x[images.start * xi..images.end * xi], &g[images.start * gi..images.end * gi]);
+        pool_grad_images(isa, part, x, g, dx);
+    };
+    in_parts(geo, 0..geo.batch, threads, (&mut dx[..geo.input_len()], xi), &work);
+    Ok(())
+}
+
+/// `pool2d_grad` of every image of `geo` (lengths checked).
+fn pool_grad_images(isa: Isa, geo: &PoolGeometry, x: &[f32], g: &[f32], dx: &mut [f32]) {
     let c = geo.channels;
     let disjoint = |a: &AxisWindow| a.stride >= a.size;
     let tiles = |a: &AxisWindow| a.stride == a.size && a.pad_before == 0 && a.output * a.stride == a.input;
@@ -233,7 +308,7 @@ fn pool2d_grad_on(
                 }
             }
         });
-        return Ok(());
+        return;
     }
     geo.for_each_window(|out, (h0, h1), (w0, w1), image| {
         let count = ((h1 - h0) * (w1 - w0)) as f32;
@@ -246,7 +321,6 @@ fn pool2d_grad_on(
             }
         }
     });
-    Ok(())
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -70,12 +70,15 @@ fn native_pooling_matches_the_reference_on_random_shapes() {
         let op = Op::Pool2DGrad { kind, window, stride, padding };
         let backward = reference(op, &[(&xs, &x), (&ys, &g)], &xs);
         for isa in Isa::all() {
+            // Two threads split the batch (of one or two images).
+            let threads = 1 + round % 2;
+            let what = format!("{isa:?} {threads} threads {what}");
             let mut y = vec![0.0; geo.output_len()];
-            pool2d_on(isa, &geo, &x, &mut y).expect("forward");
-            same(&y, &forward, &format!("{isa:?} {what}"));
+            pool2d_on(isa, &geo, &x, &mut y, threads).expect("forward");
+            same(&y, &forward, &what);
             let mut dx = vec![f32::NAN; geo.input_len()];
-            pool2d_grad_on(isa, &geo, &x, &g, &mut dx).expect("gradient");
-            same(&dx, &backward, &format!("{isa:?} grad {what}"));
+            pool2d_grad_on(isa, &geo, &x, &g, &mut dx, threads).expect("gradient");
+            same(&dx, &backward, &format!("grad {what}"));
         }
     }
 }
@@ -84,7 +87,7 @@ fn native_pooling_matches_the_reference_on_random_shapes() {
 fn short_slices_and_oversized_windows_are_errors() {
     let geo = PoolGeometry::new(PoolKind::Max, &[1, 4, 4, 2], [2, 2], [2, 2], Padding::Valid).expect("fits");
     let mut y = vec![0.0; geo.output_len()];
-    assert!(matches!(pool2d(&geo, &[0.0; 3], &mut y), Err(PoolError::Length { what: "input", .. })));
+    assert!(matches!(pool2d(&geo, &[0.0; 3], &mut y, 1), Err(PoolError::Length { what: "input", .. })));
     let too_big = PoolGeometry::new(PoolKind::Avg, &[1, 2, 5, 1], [3, 3], [1, 1], Padding::Valid);
     assert!(matches!(too_big, Err(PoolError::Shape { .. })));
 }
