@@ -81,8 +81,9 @@ fn mnist_cnn_training_steps_match_the_interpreter() {
 
 #[test]
 fn two_threads_train_the_cnn_like_one() {
-    // Threads split the images of a convolution and the rows of a product: each element
-    // is summed in the same order, except the filter gradient's sum over the two halves.
+    // Threads split the images of a convolution or a pooling and the rows of a product:
+    // each element is summed in the same order, except the filter gradient's sum over the
+    // two halves.
     let p = program("examples/mnist_cnn.dnn");
     let spec = train_spec(&p);
     let graph = step_graph(spec).expect("step graph");
@@ -100,6 +101,19 @@ fn two_threads_train_the_cnn_like_one() {
         let plan = s.plans()[0];
         let parallel = plan.instrs.iter().any(|i| matches!(i, Instr::Gemm { threads: 2, .. }));
         assert_eq!(parallel, threads == 2, "products use the threads they are given");
+        let windows: Vec<usize> = plan
+            .instrs
+            .iter()
+            .filter_map(|i| match i {
+                Instr::Window { threads, .. } => Some(*threads),
+                _ => None,
+            })
+            .collect();
+        assert!(windows.len() >= 3, "convolution and pooling run natively: {windows:?}");
+        assert!(
+            windows.iter().all(|&t| t == threads),
+            "convolutions and pooling use the threads: {windows:?}"
+        );
         params.push(s.params());
     }
     for ((name, a), b) in params[0].names.iter().zip(&params[0].values).zip(&params[1].values) {

@@ -112,14 +112,21 @@ impl WindowKernel {
             WindowKernel::Conv(g, ConvOp::BackpropFilter) => {
                 conv::conv2d_backprop_filter(&g, a, b, out, scratch, threads)
             }
-            WindowKernel::Pool(g, false) => return pool::pool2d(&g, a, out).map_err(|e| e.to_string()),
+            WindowKernel::Pool(g, false) => {
+                return pool::pool2d(&g, a, out, threads).map_err(|e| e.to_string());
+            }
             WindowKernel::Pool(g, true) => {
-                return pool::pool2d_grad(&g, a, b, out).map_err(|e| e.to_string());
+                return pool::pool2d_grad(&g, a, b, out, threads).map_err(|e| e.to_string());
             }
         }
         .map_err(|e| e.to_string())
     }
 }
+
+/// Multiply-adds of a product that take about as long as pooling visits one element
+/// (memory-bound), to weigh pooling against the products' threshold for threads: the
+/// MNIST CNN's pooling (692k elements) gets them, a 65k-element one does not.
+const POOL_VISIT_COST: usize = 16;
 
 /// The native kernel of a fallback step and the threads it gets, when it has one: a
 /// window op on f32 operands.
@@ -136,9 +143,10 @@ pub(super) fn window_step(
     }
     let operands: Vec<&[usize]> = n.inputs.iter().map(|i| shapes[i.index()].as_slice()).collect();
     let kernel = WindowKernel::of(&n.op, &operands, &shapes[node.index()])?;
-    let threads = match kernel {
-        WindowKernel::Conv(..) => gemm_threads(kernel.work(), options.threads, options.parallel_threshold),
-        WindowKernel::Pool(..) => 1,
+    let cost = match kernel {
+        WindowKernel::Conv(..) => kernel.work(),
+        WindowKernel::Pool(..) => kernel.work() * POOL_VISIT_COST,
     };
+    let threads = gemm_threads(cost, options.threads, options.parallel_threshold);
     Some((kernel, threads))
 }

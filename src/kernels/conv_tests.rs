@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::ir::Op;
+use crate::kernels::simd::Isa;
 use crate::ops::{EvalCtx, Value};
 use crate::runtime::rng::Rng;
 use crate::shape::DType;
@@ -36,14 +37,20 @@ fn assert_close(native: &[f32], reference: &[f64], what: &str) {
     }
 }
 
-/// One random case: shapes, attributes, and all three ops with `threads`.
-fn case(rng: &mut Rng, threads: usize) {
+/// One random case: shapes, attributes, and all three ops with `threads`, the forward pass
+/// and the filter gradient on every instruction set. A `shallow` case has few channels and
+/// whole vectors of filters (the direct kernels' shapes).
+fn case(rng: &mut Rng, threads: usize, shallow: bool) -> bool {
     let pick = |rng: &mut Rng, lo: usize, hi: usize| lo + rng.below((hi - lo + 1) as u64) as usize;
     let stride = [pick(rng, 1, 2), pick(rng, 1, 2)];
     let dilation = [pick(rng, 1, 2), pick(rng, 1, 2)];
     let padding = if rng.below(2) == 0 { Padding::Valid } else { Padding::Same };
     let (kh, kw) = (pick(rng, 1, 3), pick(rng, 1, 4));
-    let (b, c, f) = (pick(rng, 1, 3), pick(rng, 1, 5), pick(rng, 1, 6));
+    let (b, c, f) = if shallow {
+        (pick(rng, 1, 3), pick(rng, 1, 2), 8 * pick(rng, 1, 6))
+    } else {
+        (pick(rng, 1, 3), pick(rng, 1, 5), pick(rng, 1, 6))
+    };
     let (h, w) = (pick(rng, (kh - 1) * dilation[0] + 1, 9), pick(rng, (kw - 1) * dilation[1] + 1, 11));
     let (xs, ks) = ([b, h, w, c], [kh, kw, c, f]);
     let geo = ConvGeometry::new(&xs, &ks, stride, padding, dilation).expect("the window fits");
@@ -53,11 +60,14 @@ fn case(rng: &mut Rng, threads: usize) {
     let (x, k, g) =
         (random(rng, geo.input_len()), random(rng, geo.kernel_len()), random(rng, geo.output_len()));
 
-    let mut y = vec![f32::NAN; geo.output_len()];
-    let mut scratch = vec![f32::NAN; geo.scratch_len(ConvOp::Forward, threads)];
-    conv2d(&geo, &x, &k, &mut y, &mut scratch, threads).expect("forward");
+    assert_eq!(geo.is_direct(Isa::Avx2), shallow && geo.taps() <= DIRECT_DEPTH, "{what}");
     let want = reference(Op::Conv2D { stride, padding, dilation }, (&xs, &x), (&ks, &k), &ys);
-    assert_close(&y, &want, &format!("conv2d {what}"));
+    for isa in Isa::all() {
+        let mut y = vec![f32::NAN; geo.output_len()];
+        let mut scratch = vec![f32::NAN; geo.scratch_len(ConvOp::Forward, threads)];
+        conv2d_on(isa, &geo, &x, &k, &mut y, &mut scratch, threads).expect("forward");
+        assert_close(&y, &want, &format!("conv2d {isa:?} {what}"));
+    }
 
     let mut dx = vec![f32::NAN; geo.input_len()];
     let mut scratch = vec![f32::NAN; geo.scratch_len(ConvOp::BackpropInput, threads)];
@@ -65,26 +75,40 @@ fn case(rng: &mut Rng, threads: usize) {
     let want = reference(Op::Conv2DBackpropInput { stride, padding, dilation }, (&ys, &g), (&ks, &k), &xs);
     assert_close(&dx, &want, &format!("conv2d_backprop_input {what}"));
 
-    let mut dk = vec![f32::NAN; geo.kernel_len()];
-    let mut scratch = vec![f32::NAN; geo.scratch_len(ConvOp::BackpropFilter, threads)];
-    conv2d_backprop_filter(&geo, &x, &g, &mut dk, &mut scratch, threads).expect("filter gradient");
     let want = reference(Op::Conv2DBackpropFilter { stride, padding, dilation }, (&xs, &x), (&ys, &g), &ks);
-    assert_close(&dk, &want, &format!("conv2d_backprop_filter {what}"));
+    for isa in Isa::all() {
+        let mut dk = vec![f32::NAN; geo.kernel_len()];
+        let mut scratch = vec![f32::NAN; geo.scratch_len(ConvOp::BackpropFilter, threads)];
+        conv2d_backprop_filter_on(isa, &geo, &x, &g, &mut dk, &mut scratch, threads)
+            .expect("filter gradient");
+        assert_close(&dk, &want, &format!("conv2d_backprop_filter {isa:?} {what}"));
+    }
+    geo.is_direct(Isa::Avx2)
 }
 
 #[test]
 fn native_convolutions_match_the_reference_on_random_shapes() {
     let mut rng = Rng::new(11);
     for _ in 0..60 {
-        case(&mut rng, 1);
+        case(&mut rng, 1, false);
     }
+}
+
+#[test]
+fn direct_convolutions_of_shallow_patches_match_the_reference() {
+    let mut rng = Rng::new(13);
+    let mut direct = 0;
+    for round in 0..40 {
+        direct += usize::from(case(&mut rng, 1 + round % 2, true));
+    }
+    assert!(direct >= 10, "only {direct} cases ran the direct kernels");
 }
 
 #[test]
 fn threaded_convolutions_match_the_reference() {
     let mut rng = Rng::new(12);
     for _ in 0..20 {
-        case(&mut rng, 2);
+        case(&mut rng, 2, false);
     }
 }
 

@@ -8,3 +8,4 @@ mod gemm_blocked;
 mod gemm_micro;
 pub(crate) use gemm_micro::has_avx2_fma;
 pub mod pool;
+mod simd;

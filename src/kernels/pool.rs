@@ -7,10 +7,14 @@
 //! equal the reference kernels' exactly: the max is the first largest element in row-major
 //! tap order with a NaN winning, the gradient of a max goes to that element alone, and an
 //! average sums in tap order and divides by the number of taps inside the input.
-//! Invariant: nothing here allocates; slice lengths are checked first.
+//! Max pooling and its gradient run eight channels at a time on AVX2 (`pool_avx2.rs`) when
+//! the CPU has it; with `threads > 1` the images are split into runs that write disjoint
+//! parts of the output. Invariant: nothing here allocates; slice lengths are checked first.
 
+use super::simd::Isa;
 use crate::ir::{Padding, PoolKind};
 use crate::ops::AxisWindow;
+use std::ops::Range;
 
 /// Why a pooling kernel cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,12 +68,6 @@ impl PoolGeometry {
     #[inline]
     fn for_each_window(&self, mut f: impl FnMut(usize, (usize, usize), (usize, usize), usize)) {
         let (rows, cols, c) = (self.rows, self.cols, self.channels);
-        let clip = |a: &AxisWindow, o: usize| {
-            let start = o * a.stride;
-            let lo = start.max(a.pad_before) - a.pad_before;
-            let hi = (start + a.size).saturating_sub(a.pad_before).min(a.input);
-            (lo, hi)
-        };
         let mut out = 0;
         for b in 0..self.batch {
             let image = b * rows.input * cols.input * c;
@@ -83,158 +81,251 @@ impl PoolGeometry {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn at(&self, image: usize, h: usize, w: usize) -> usize {
         image + (h * self.cols.input + w) * self.channels
     }
 }
 
-/// Channels the max gradient tracks at once (on the stack).
-const LANES: usize = 16;
+/// The input rows (or columns) `lo..hi` that window `o` of axis `a` covers.
+#[inline(always)]
+fn clip(a: &AxisWindow, o: usize) -> (usize, usize) {
+    let start = o * a.stride;
+    let lo = start.max(a.pad_before) - a.pad_before;
+    let hi = (start + a.size).saturating_sub(a.pad_before).min(a.input);
+    (lo, hi)
+}
 
 fn check(what: &'static str, got: usize, expected: usize) -> Result<(), PoolError> {
     if got < expected { Err(PoolError::Length { what, got, expected }) } else { Ok(()) }
 }
 
 /// Whether `v` replaces `best` as the running max: larger, or a NaN, unless `best` is NaN.
-/// Non-short-circuit operators keep it branch-free, so channel loops vectorize.
 #[inline]
 fn beats(v: f32, best: f32) -> bool {
     !best.is_nan() & ((v > best) | v.is_nan())
 }
 
-/// `y = pool(x)`.
-pub fn pool2d(geo: &PoolGeometry, x: &[f32], y: &mut [f32]) -> Result<(), PoolError> {
+/// How the max gradient writes `dx`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum GradWrite {
+    /// No two windows share an element: each tap of a window is stored once (`0 + g` at
+    /// the max, `0` elsewhere), as the reference's sum into zeros gives.
+    Store,
+    /// Windows overlap: `dx` is zeroed first and each window adds `g` at its max.
+    Add,
+}
+
+impl PoolGeometry {
+    /// The same pooling over `n` images.
+    fn with_batch(&self, n: usize) -> PoolGeometry {
+        PoolGeometry { batch: n, ..*self }
+    }
+
+    fn input_per_image(&self) -> usize {
+        self.rows.input * self.cols.input * self.channels
+    }
+
+    fn output_per_image(&self) -> usize {
+        self.rows.output * self.cols.output * self.channels
+    }
+}
+
+/// Splits the images into `parts` runs and calls `work(run's geometry, images, out part)`
+/// on each, in parallel; `out` holds `out_per_image` elements per image.
+fn in_parts<W>(
+    geo: &PoolGeometry,
+    images: Range<usize>,
+    parts: usize,
+    (out, per): (&mut [f32], usize),
+    work: &W,
+) where
+    W: Fn(&PoolGeometry, Range<usize>, &mut [f32]) + Sync,
+{
+    if parts <= 1 || images.len() <= 1 {
+        return work(&geo.with_batch(images.len()), images, out);
+    }
+    let left = parts / 2;
+    let mid = images.start + images.len() * left / parts;
+    let (out_l, out_r) = out.split_at_mut((mid - images.start) * per);
+    rayon::join(
+        || in_parts(geo, images.start..mid, left, (out_l, per), work),
+        || in_parts(geo, mid..images.end, parts - left, (out_r, per), work),
+    );
+}
+
+/// `y = pool(x)`, the images split over `threads` threads.
+pub fn pool2d(geo: &PoolGeometry, x: &[f32], y: &mut [f32], threads: usize) -> Result<(), PoolError> {
+    pool2d_on(Isa::best(), geo, x, y, threads)
+}
+
+/// `pool2d` with the given instruction set.
+fn pool2d_on(
+    isa: Isa,
+    geo: &PoolGeometry,
+    x: &[f32],
+    y: &mut [f32],
+    threads: usize,
+) -> Result<(), PoolError> {
     check("input", x.len(), geo.input_len())?;
     check("output", y.len(), geo.output_len())?;
-    let c = geo.channels;
-    geo.for_each_window(|out, (h0, h1), (w0, w1), image| {
-        let y = &mut y[out..out + c];
-        let first = geo.at(image, h0, w0);
-        y.copy_from_slice(&x[first..first + c]);
-        for h in h0..h1 {
-            for w in w0..w1 {
-                if (h, w) == (h0, w0) {
-                    continue;
-                }
-                let src = &x[geo.at(image, h, w)..][..c];
-                match geo.kind {
-                    PoolKind::Max => {
-                        for (b, &v) in y.iter_mut().zip(src) {
-                            *b = if beats(v, *b) { v } else { *b };
-                        }
-                    }
-                    PoolKind::Avg => y.iter_mut().zip(src).for_each(|(b, &v)| *b += v),
-                }
-            }
-        }
-        if geo.kind == PoolKind::Avg {
-            let count = ((h1 - h0) * (w1 - w0)) as f32;
-            y.iter_mut().for_each(|v| *v /= count);
-        }
-    });
+    let (xi, yi) = (geo.input_per_image(), geo.output_per_image());
+    let work = |part: &PoolGeometry, images: Range<usize>, y: &mut [f32]| {
+        pool_images(isa, part, &x[images.start * xi..images.end * xi], y);
+    };
+    in_parts(geo, 0..geo.batch, threads, (&mut y[..geo.output_len()], yi), &work);
     Ok(())
 }
 
-/// The max gradient of `n ≤ LANES` channels of one window starting at element `base`:
-/// first the max of each channel, then the first tap in tap order that holds it (a NaN
-/// when the max is NaN) receives the gradient. Branch-free per lane.
-#[inline(always)]
-fn max_grad_block(
+/// `pool2d` of every image of `geo` (lengths checked).
+fn pool_images(isa: Isa, geo: &PoolGeometry, x: &[f32], y: &mut [f32]) {
+    let c = geo.channels;
+    if geo.kind == PoolKind::Max {
+        let vectors = match isa {
+            Isa::Avx2 => simd_max_pool(geo, x, y),
+            Isa::Portable => 0,
+        };
+        geo.for_each_window(|out, (h0, h1), (w0, w1), image| {
+            for ch in vectors..c {
+                let mut best = x[geo.at(image, h0, w0) + ch];
+                for h in h0..h1 {
+                    for w in w0..w1 {
+                        let v = x[geo.at(image, h, w) + ch];
+                        best = if beats(v, best) { v } else { best };
+                    }
+                }
+                y[out + ch] = best;
+            }
+        });
+        return;
+    }
+    geo.for_each_window(|out, (h0, h1), (w0, w1), image| {
+        // The sum starts from zero, as the reference's (a lone -0 tap averages to +0).
+        let y = &mut y[out..out + c];
+        y.fill(0.0);
+        for h in h0..h1 {
+            for w in w0..w1 {
+                let src = &x[geo.at(image, h, w)..][..c];
+                y.iter_mut().zip(src).for_each(|(b, &v)| *b += v);
+            }
+        }
+        let count = ((h1 - h0) * (w1 - w0)) as f32;
+        y.iter_mut().for_each(|v| *v /= count);
+    });
+}
+
+/// The AVX2 max pooling of the channels it covers (whole vectors of 8); returns how many.
+fn simd_max_pool(geo: &PoolGeometry, x: &[f32], y: &mut [f32]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if Isa::best() == Isa::Avx2 {
+        // Safety: the CPU has AVX2 (checked just above).
+        return unsafe { avx2::max_pool(geo, x, y) };
+    }
+    let _ = (geo, x, y);
+    0
+}
+
+/// The AVX2 max gradient of the channels it covers; returns how many.
+fn simd_max_grad(geo: &PoolGeometry, x: &[f32], g: &[f32], dx: &mut [f32], write: GradWrite) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if Isa::best() == Isa::Avx2 {
+        // Safety: the CPU has AVX2 (checked just above).
+        return unsafe { avx2::max_grad(geo, x, g, dx, write) };
+    }
+    let _ = (geo, x, g, dx, write);
+    0
+}
+
+/// `dx = pool_grad(x, g)`: the input gradient from the input and the output gradient, the
+/// images split over `threads` threads.
+pub fn pool2d_grad(
     geo: &PoolGeometry,
     x: &[f32],
     g: &[f32],
     dx: &mut [f32],
-    (base, (h0, h1), (w0, w1)): (usize, (usize, usize), (usize, usize)),
-    n: usize,
-    disjoint: bool,
-) {
-    let mut best = [f32::NEG_INFINITY; LANES];
-    for h in h0..h1 {
-        for w in w0..w1 {
-            let src = &x[geo.at(base, h, w)..][..n];
-            for (b, &v) in best[..n].iter_mut().zip(src) {
-                *b = if beats(v, *b) { v } else { *b };
-            }
-        }
-    }
-    if disjoint {
-        // Every tap belongs to this window alone: write each element of the gradient once.
-        // `pending` is 1 until a lane's max is found (float selects vectorize well).
-        let mut pending = [1.0f32; LANES];
-        for h in h0..h1 {
-            for w in w0..w1 {
-                let at = geo.at(base, h, w);
-                let (src, d) = (&x[at..at + n], &mut dx[at..at + n]);
-                for ((((d, &v), &b), p), &g) in d.iter_mut().zip(src).zip(&best).zip(&mut pending).zip(g) {
-                    let hit = ((v == b) | (v.is_nan() & b.is_nan())) & (*p != 0.0);
-                    *d = if hit { g } else { 0.0 };
-                    *p = if hit { 0.0 } else { *p };
-                }
-            }
-        }
-        return;
-    }
-    // Taps in reverse order, so that the last hit kept is the first in tap order.
-    let width = w1 - w0;
-    let mut winner = [0u32; LANES];
-    for h in (h0..h1).rev() {
-        for w in (w0..w1).rev() {
-            let t = ((h - h0) * width + (w - w0)) as u32;
-            let src = &x[geo.at(base, h, w)..][..n];
-            for ((k, &v), &b) in winner[..n].iter_mut().zip(src).zip(&best[..n]) {
-                let hit = (v == b) | (v.is_nan() & b.is_nan());
-                *k = if hit { t } else { *k };
-            }
-        }
-    }
-    for (l, (&t, &g)) in winner[..n].iter().zip(g).enumerate() {
-        let t = t as usize;
-        dx[geo.at(base, h0 + t / width, w0 + t % width) + l] += g;
-    }
+    threads: usize,
+) -> Result<(), PoolError> {
+    pool2d_grad_on(Isa::best(), geo, x, g, dx, threads)
 }
 
-/// `dx = pool_grad(x, g)`: the input gradient from the input and the output gradient.
-pub fn pool2d_grad(geo: &PoolGeometry, x: &[f32], g: &[f32], dx: &mut [f32]) -> Result<(), PoolError> {
+/// `pool2d_grad` with the given instruction set.
+fn pool2d_grad_on(
+    isa: Isa,
+    geo: &PoolGeometry,
+    x: &[f32],
+    g: &[f32],
+    dx: &mut [f32],
+    threads: usize,
+) -> Result<(), PoolError> {
     check("input", x.len(), geo.input_len())?;
     check("gradient", g.len(), geo.output_len())?;
     check("input gradient", dx.len(), geo.input_len())?;
+    let (xi, gi) = (geo.input_per_image(), geo.output_per_image());
+    let work = |part: &PoolGeometry, images: Range<usize>, dx: &mut [f32]| {
+        let (x, g) = (&x[images.start * xi..images.end * xi], &g[images.start * gi..images.end * gi]);
+        pool_grad_images(isa, part, x, g, dx);
+    };
+    in_parts(geo, 0..geo.batch, threads, (&mut dx[..geo.input_len()], xi), &work);
+    Ok(())
+}
+
+/// `pool2d_grad` of every image of `geo` (lengths checked).
+fn pool_grad_images(isa: Isa, geo: &PoolGeometry, x: &[f32], g: &[f32], dx: &mut [f32]) {
     let c = geo.channels;
-    // Windows that tile the input exactly write every gradient element once (max) and
-    // need no zeroing first.
+    let disjoint = |a: &AxisWindow| a.stride >= a.size;
     let tiles = |a: &AxisWindow| a.stride == a.size && a.pad_before == 0 && a.output * a.stride == a.input;
-    let disjoint = geo.kind == PoolKind::Max && tiles(&geo.rows) && tiles(&geo.cols);
-    if !disjoint {
+    let max = geo.kind == PoolKind::Max;
+    let write =
+        if max && disjoint(&geo.rows) && disjoint(&geo.cols) { GradWrite::Store } else { GradWrite::Add };
+    // Stored windows that tile the input write every element; anything else needs zeros.
+    if !(write == GradWrite::Store && tiles(&geo.rows) && tiles(&geo.cols)) {
         dx[..geo.input_len()].fill(0.0);
     }
-    geo.for_each_window(|out, (h0, h1), (w0, w1), image| match geo.kind {
-        PoolKind::Max => {
-            for ch0 in (0..c).step_by(LANES) {
-                let n = LANES.min(c - ch0);
-                let window = (image + ch0, (h0, h1), (w0, w1));
-                let g = &g[out + ch0..out + ch0 + n];
-                // A full block gets the constant lane count, so its loops vectorize.
-                if n == LANES {
-                    max_grad_block(geo, x, g, dx, window, LANES, disjoint);
-                } else {
-                    max_grad_block(geo, x, g, dx, window, n, disjoint);
+    if max {
+        let vectors = match isa {
+            Isa::Avx2 => simd_max_grad(geo, x, g, dx, write),
+            Isa::Portable => 0,
+        };
+        geo.for_each_window(|out, (h0, h1), (w0, w1), image| {
+            for ch in vectors..c {
+                let mut at = geo.at(image, h0, w0) + ch;
+                for h in h0..h1 {
+                    for w in w0..w1 {
+                        let t = geo.at(image, h, w) + ch;
+                        at = if beats(x[t], x[at]) { t } else { at };
+                    }
+                }
+                match write {
+                    GradWrite::Add => dx[at] += g[out + ch],
+                    GradWrite::Store => {
+                        for h in h0..h1 {
+                            for w in w0..w1 {
+                                let t = geo.at(image, h, w) + ch;
+                                dx[t] = if t == at { 0.0 + g[out + ch] } else { 0.0 };
+                            }
+                        }
+                    }
                 }
             }
-        }
-        PoolKind::Avg => {
-            let count = ((h1 - h0) * (w1 - w0)) as f32;
-            for h in h0..h1 {
-                for w in w0..w1 {
-                    let at = geo.at(image, h, w);
-                    for (d, &v) in dx[at..at + c].iter_mut().zip(&g[out..out + c]) {
-                        *d += v / count;
-                    }
+        });
+        return;
+    }
+    geo.for_each_window(|out, (h0, h1), (w0, w1), image| {
+        let count = ((h1 - h0) * (w1 - w0)) as f32;
+        for h in h0..h1 {
+            for w in w0..w1 {
+                let at = geo.at(image, h, w);
+                for (d, &v) in dx[at..at + c].iter_mut().zip(&g[out..out + c]) {
+                    *d += v / count;
                 }
             }
         }
     });
-    Ok(())
 }
+
+#[cfg(target_arch = "x86_64")]
+#[path = "pool_avx2.rs"]
+mod avx2;
 
 #[cfg(test)]
 #[path = "pool_tests.rs"]

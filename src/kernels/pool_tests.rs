@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::ir::Op;
+use crate::kernels::simd::Isa;
 use crate::ops::{EvalCtx, Value};
 use crate::runtime::rng::Rng;
 use crate::shape::DType;
@@ -43,9 +44,11 @@ fn native_pooling_matches_the_reference_on_random_shapes() {
         let mut xs =
             [pick(&mut rng, 1, 2), pick(&mut rng, window[0], 7), pick(&mut rng, window[1], 8), channels];
         if round >= 120 {
-            // Windows that tile the input (the max gradient's direct path), over 16 channels.
+            // Disjoint 2×2 windows (the max gradient's stored path) over several vectors of
+            // channels, tiling the input or leaving its last row or column out.
             (window, stride, padding) = ([2, 2], [2, 2], Padding::Valid);
-            xs = [2, 2 * pick(&mut rng, 1, 4), 2 * pick(&mut rng, 1, 4), pick(&mut rng, 15, 34)];
+            let side = |rng: &mut Rng| 2 * pick(rng, 1, 4) + pick(rng, 0, 1);
+            xs = [2, side(&mut rng), side(&mut rng), pick(&mut rng, 15, 34)];
         }
         let geo = PoolGeometry::new(kind, &xs, window, stride, padding).expect("fits");
         let ys = [xs[0], geo.rows.output, geo.cols.output, xs[3]];
@@ -53,21 +56,30 @@ fn native_pooling_matches_the_reference_on_random_shapes() {
         let x: Vec<f32> = (0..geo.input_len())
             .map(|_| match rng.below(40) {
                 0 => f32::NAN,
+                1 => -0.0,
                 v => (v % 5) as f32 - 2.0,
             })
             .collect();
-        let g: Vec<f32> = (0..geo.output_len()).map(|_| rng.uniform() as f32 - 0.5).collect();
+        // A -0 gradient checks the sum into zeros (the reference's `0 + g` is +0).
+        let g: Vec<f32> = (0..geo.output_len())
+            .map(|_| if rng.below(10) == 0 { -0.0 } else { rng.uniform() as f32 - 0.5 })
+            .collect();
         let what = format!("{kind:?} x {xs:?} window {window:?} stride {stride:?} {padding:?}");
 
-        let mut y = vec![0.0; geo.output_len()];
-        pool2d(&geo, &x, &mut y).expect("forward");
-        let op = Op::Pool2D { kind, window, stride, padding };
-        same(&y, &reference(op, &[(&xs, &x)], &ys), &what);
-
-        let mut dx = vec![f32::NAN; geo.input_len()];
-        pool2d_grad(&geo, &x, &g, &mut dx).expect("gradient");
+        let forward = reference(Op::Pool2D { kind, window, stride, padding }, &[(&xs, &x)], &ys);
         let op = Op::Pool2DGrad { kind, window, stride, padding };
-        same(&dx, &reference(op, &[(&xs, &x), (&ys, &g)], &xs), &format!("grad {what}"));
+        let backward = reference(op, &[(&xs, &x), (&ys, &g)], &xs);
+        for isa in Isa::all() {
+            // Two threads split the batch (of one or two images).
+            let threads = 1 + round % 2;
+            let what = format!("{isa:?} {threads} threads {what}");
+            let mut y = vec![0.0; geo.output_len()];
+            pool2d_on(isa, &geo, &x, &mut y, threads).expect("forward");
+            same(&y, &forward, &what);
+            let mut dx = vec![f32::NAN; geo.input_len()];
+            pool2d_grad_on(isa, &geo, &x, &g, &mut dx, threads).expect("gradient");
+            same(&dx, &backward, &format!("grad {what}"));
+        }
     }
 }
 
@@ -75,7 +87,7 @@ fn native_pooling_matches_the_reference_on_random_shapes() {
 fn short_slices_and_oversized_windows_are_errors() {
     let geo = PoolGeometry::new(PoolKind::Max, &[1, 4, 4, 2], [2, 2], [2, 2], Padding::Valid).expect("fits");
     let mut y = vec![0.0; geo.output_len()];
-    assert!(matches!(pool2d(&geo, &[0.0; 3], &mut y), Err(PoolError::Length { what: "input", .. })));
+    assert!(matches!(pool2d(&geo, &[0.0; 3], &mut y, 1), Err(PoolError::Length { what: "input", .. })));
     let too_big = PoolGeometry::new(PoolKind::Avg, &[1, 2, 5, 1], [3, 3], [1, 1], Padding::Valid);
     assert!(matches!(too_big, Err(PoolError::Shape { .. })));
 }
