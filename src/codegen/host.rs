@@ -75,6 +75,11 @@ pub(crate) enum HostOp {
         to: usize,
         len: usize,
     },
+    Columns {
+        from: Vec<usize>,
+        to: usize,
+        cols: super::columns::Columns,
+    },
     CastI64 {
         from: usize,
         to: usize,
@@ -236,6 +241,11 @@ impl HostCtx {
             }
             &HostOp::Random { dist, stream, out, len } => {
                 ops::draw_f32(dist, stream, self.seed, self.step, unsafe { self.slice_mut::<f32>(out, len) });
+                Ok(())
+            }
+            HostOp::Columns { from, to, cols } => {
+                let to = unsafe { self.slice_mut::<f32>(*to, cols.to_len()) };
+                cols.run(|i| unsafe { self.slice::<f32>(from[i], cols.from_len(i)) }, to);
                 Ok(())
             }
             &HostOp::Copy { from, to, len } => {

@@ -251,7 +251,9 @@ fn backward_body(
         .collect::<Result<_, _>>()?;
     g.outputs = outputs;
     crate::ir::debug_verify(&g, "scan_vjp::backward_body");
-    Ok(g)
+    // Folded once here rather than on every step: the derivative leaves sums of pads
+    // (from slices) to merge, dead recomputations and duplicates.
+    Ok(crate::ir::simplify::simplify(&g))
 }
 
 /// The parameter index of a float body input.
