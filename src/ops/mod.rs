@@ -32,6 +32,7 @@ mod linalg;
 mod pool;
 mod reduce;
 mod scan;
+mod scan_outer;
 mod scan_residuals;
 mod scan_vjp;
 mod slice;

@@ -18,6 +18,7 @@
 //! and captures (ids) get no gradient.
 
 use super::scan::ScanAttrs;
+use super::scan_outer::{Hoisted, Stacked};
 use super::{ShapeError, Vjp};
 use crate::ir::{BinaryOp, Graph, InputInfo, NodeId, Op, ParamInfo, ReduceOp, ScanOutput};
 
@@ -50,7 +51,8 @@ pub(super) fn vjp_scan(graph: &mut Graph, node: NodeId, grad_out: NodeId) -> Vjp
         ScanOutput::Final(_) => None,
     };
 
-    let (back, residuals) = backward_body(body, k, m, &float_caps, &float_seqs, stacked)?;
+    let (back, residuals, hoisted) = backward_body(body, k, m, &float_caps, &float_seqs, stacked)?;
+    let is_hoisted = |pos: usize| hoisted.iter().any(|h| h.cap == pos);
 
     // The forward loop again, its input carries and the residuals the backward body reads
     // as extra outputs: c_t and those values for every step.
@@ -88,9 +90,11 @@ pub(super) fn vjp_scan(graph: &mut Graph, node: NodeId, grad_out: NodeId) -> Vjp
         };
         operands.push(init);
     }
-    for &i in &float_caps {
-        let ty = body.inputs[k + m + i].ty.clone();
-        operands.push(graph.fill(0.0, ty.dtype, ty.shape, span));
+    for (pos, &i) in float_caps.iter().enumerate() {
+        if !is_hoisted(pos) {
+            let ty = body.inputs[k + m + i].ty.clone();
+            operands.push(graph.fill(0.0, ty.dtype, ty.shape, span));
+        }
     }
     operands.extend(&saved[..k]);
     operands.extend(&n.inputs[k..k + m]);
@@ -99,7 +103,7 @@ pub(super) fn vjp_scan(graph: &mut Graph, node: NodeId, grad_out: NodeId) -> Vjp
     }
     operands.extend(&saved[k..]);
     operands.extend(&n.inputs[k + m..]);
-    let back_carries = k + float_caps.len();
+    let back_carries = k + float_caps.len() - hoisted.len();
     let back_sequences = k + m + usize::from(stacked.is_some()) + residuals.len();
     let result = |graph: &mut Graph, output: ScanOutput| {
         let op = Op::Scan {
@@ -115,8 +119,22 @@ pub(super) fn vjp_scan(graph: &mut Graph, node: NodeId, grad_out: NodeId) -> Vjp
     for (j, slot) in grads.iter_mut().enumerate().take(k) {
         *slot = Some(result(graph, ScanOutput::Final(j))?);
     }
+    let mut looped = 0;
     for (pos, &i) in float_caps.iter().enumerate() {
-        grads[k + m + i] = Some(result(graph, ScanOutput::Final(k + pos))?);
+        if let Some(h) = hoisted.iter().find(|h| h.cap == pos) {
+            // Σ over batch and steps of p_tᵀ q_t, one product after the loop.
+            let mut stacked = |s: Stacked| match s {
+                Stacked::Operand(o) => Ok(operands[o]),
+                Stacked::Output(j) => result(graph, ScanOutput::Stacked(j)),
+            };
+            let (p, q) = (stacked(h.p)?, stacked(h.q)?);
+            let pt = graph.transpose(p, vec![0, 2, 1], span)?;
+            let per_sample = graph.matmul(pt, q, span)?;
+            grads[k + m + i] = Some(graph.reduce(ReduceOp::Sum, per_sample, vec![0], false, span)?);
+        } else {
+            grads[k + m + i] = Some(result(graph, ScanOutput::Final(k + looped))?);
+            looped += 1;
+        }
     }
     for (pos, &i) in float_seqs.iter().enumerate() {
         grads[k + i] = Some(result(graph, ScanOutput::Stacked(back_carries + pos))?);
@@ -134,7 +152,7 @@ fn backward_body(
     float_caps: &[usize],
     float_seqs: &[usize],
     stacked: Option<usize>,
-) -> Result<(Graph, Vec<NodeId>), ShapeError> {
+) -> Result<(Graph, Vec<NodeId>, Vec<Hoisted>), ShapeError> {
     let c = body.inputs.len() - k - m;
     let nc = float_caps.len();
     // Final positions: d carries, accumulators, saved carries, steps, d y, captures.
@@ -271,7 +289,11 @@ fn backward_body(
     crate::ir::debug_verify(&g, "scan_vjp::backward_body");
     // Folded once here rather than on every step: the derivative leaves sums of pads
     // (from slices) to merge, recomputations the residuals made dead, and duplicates.
-    Ok((crate::ir::simplify::simplify(&g), residuals))
+    let mut g = crate::ir::simplify::simplify(&g);
+    let sequences = k + nc..residuals_at + residuals.len();
+    let hoisted = super::scan_outer::hoist_weight_products(&mut g, k, nc, sequences);
+    let g = if hoisted.is_empty() { g } else { crate::ir::simplify::eliminate_dead_code(&g) };
+    Ok((g, residuals, hoisted))
 }
 
 /// The parameter index of a float body input.
