@@ -194,6 +194,8 @@ fn all_ops() -> Vec<Op> {
         Op::Pool2DGrad { kind: PoolKind::Avg, window: [2, 2], stride: [2, 2], padding: Padding::Valid },
         Op::Gather,
         Op::ScatterAdd,
+        Op::Slice { start: 0, len: 1 },
+        Op::Pad { starts: vec![0], total: 1 },
         Op::Scan {
             body: Box::new(seq_bodies::rnn_body()),
             carries: 1,
@@ -342,7 +344,9 @@ fn cases_for(op: &Op) -> Vec<Case> {
         | Op::Conv2DBackpropFilter { .. }
         | Op::Pool2D { .. }
         | Op::Pool2DGrad { .. } => conv_cases(op),
-        Op::Gather | Op::ScatterAdd | Op::Scan { .. } => sequence_cases(op),
+        Op::Gather | Op::ScatterAdd | Op::Slice { .. } | Op::Pad { .. } | Op::Scan { .. } => {
+            sequence_cases(op)
+        }
     }
 }
 
@@ -360,6 +364,26 @@ fn sequence_cases(op: &Op) -> Vec<Case> {
             let ids = g.add_input("ids", sb::i64t("B, 5"), sp());
             g.add(Op::ScatterAdd, &[ids, p[0]], Some(f32t("4, 3")), sp())
         })],
+        Op::Slice { .. } => vec![
+            case(name, vec![P("B, 3, 8", &[2, 3, 8], Any)], |g, p| {
+                g.add(Op::Slice { start: 2, len: 5 }, &[p[0]], None, sp())
+            }),
+            // Two overlapping slices of one tensor: their pads are summed, not merged.
+            case("slices that overlap", vec![P("4, 6", &[4, 6], Any)], |g, p| {
+                let a = g.add(Op::Slice { start: 0, len: 4 }, &[p[0]], None, sp())?;
+                let b = g.add(Op::Slice { start: 2, len: 4 }, &[p[0]], None, sp())?;
+                let t = g.unary(UnaryOp::Tanh, b, sp())?;
+                g.binary(BinaryOp::Mul, a, t, sp())
+            }),
+        ],
+        Op::Pad { .. } => vec![
+            case(name, vec![P("B, 3", &[2, 3], Any)], |g, p| {
+                g.add(Op::Pad { starts: vec![4], total: 8 }, &[p[0]], None, sp())
+            }),
+            case("pad of two operands", vec![P("3, 2", &[3, 2], Any), P("3, 3", &[3, 3], Any)], |g, p| {
+                g.add(Op::Pad { starts: vec![5, 1], total: 8 }, &[p[0], p[1]], None, sp())
+            }),
+        ],
         _ => {
             let rnn = || {
                 vec![
@@ -556,6 +580,7 @@ fn family(op: &Op) -> &'static str {
         Op::Unary(_) | Op::Binary(_) | Op::Select | Op::Cast { .. } => "elementwise",
         Op::Reduce { .. } | Op::ArgMax { .. } | Op::SizeOf { .. } => "reduce",
         Op::Reshape | Op::Transpose { .. } | Op::Broadcast | Op::OneHot { .. } => "layout",
+        Op::Slice { .. } | Op::Pad { .. } => "slice",
         Op::MatMul => "linalg",
         Op::Conv2D { .. } | Op::Conv2DBackpropInput { .. } | Op::Conv2DBackpropFilter { .. } => "conv",
         Op::Pool2D { .. } | Op::Pool2DGrad { .. } => "pool",
@@ -583,7 +608,7 @@ fn every_op_variant_is_listed_once() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), names.len(), "{names:?}");
-    assert_eq!(names.len(), 19 + 9 + 14 + 6);
+    assert_eq!(names.len(), 21 + 9 + 14 + 6);
 }
 
 #[test]
@@ -604,6 +629,11 @@ fn reductions_pass_gradient_checks() {
 #[test]
 fn layout_ops_pass_gradient_checks() {
     check_family("layout");
+}
+
+#[test]
+fn slices_and_pads_pass_gradient_checks() {
+    check_family("slice");
 }
 
 #[test]

@@ -122,3 +122,34 @@ fn unstacked_outputs_leave_the_body() {
     let Op::Scan { body, .. } = &kept.node(h).op else { panic!("still a scan") };
     assert_eq!(body.outputs.len(), 2);
 }
+
+/// The ops of a graph's live nodes, by name.
+fn op_names(g: &Graph) -> Vec<&'static str> {
+    let live = g.live_nodes();
+    g.ids().filter(|id| live[id.index()]).map(|id| g.node(id).op.name()).collect()
+}
+
+#[test]
+fn the_backward_loop_reads_saved_activations_instead_of_recomputing_the_step() {
+    let (mut g, h) = rnn(ScanOutput::Final(0));
+    let loss = g.reduce(ReduceOp::Sum, h, vec![0, 1], false, sp()).unwrap();
+    g.outputs = vec![("h".into(), h), ("loss".into(), loss)];
+    let d = simplify(&grad(&g, loss, &[0, 1, 2]).unwrap());
+    let backward = d
+        .ids()
+        .find_map(|id| match &d.node(id).op {
+            Op::Scan { body, reverse: true, .. } => Some(body.clone()),
+            _ => None,
+        })
+        .expect("a backward loop");
+    // The step's tanh comes in as a residual sequence: no tanh, and of the products only
+    // d h · whᵀ, which the next step needs; not the forward x · wx and h · wh, and not the
+    // weight gradients xᵀ · d s and hᵀ · d s, one product each after the loop.
+    let ops = op_names(&backward);
+    assert!(!ops.contains(&"tanh"), "{ops:?}");
+    assert_eq!(ops.iter().filter(|&&o| o == "matmul").count(), 1, "{ops:?}");
+    assert!(backward.inputs.iter().any(|i| i.name.starts_with("residual")));
+    // The residual comes from the one forward loop, and the gradients are unchanged.
+    assert_eq!(loops(&d), 2);
+    same_outputs(&g, &d);
+}

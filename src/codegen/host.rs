@@ -87,6 +87,11 @@ pub(crate) enum HostOp {
         to: usize,
         len: usize,
     },
+    Columns {
+        from: Vec<usize>,
+        to: usize,
+        cols: super::columns::Columns,
+    },
     CastI64 {
         from: usize,
         to: usize,
@@ -159,8 +164,7 @@ impl HostCtx {
                 let (sa, sb, sc) = (span(&la), span(&lb), span(&lc));
                 let (a, b) = unsafe { (self.slice::<f32>(a, sa), self.slice::<f32>(b, sb)) };
                 let c = unsafe { self.slice_mut::<f32>(c, sc) };
-                let par = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::Sequential };
-                gemm_batched(1.0, a, la, b, lb, 0.0, c, lc, par).map_err(|e| RunError::InvalidGraph {
+                batched_product(a, la, b, lb, c, lc, threads).map_err(|e| RunError::InvalidGraph {
                     node: NodeId(0),
                     message: format!("matrix product: {e}"),
                 })
@@ -263,6 +267,11 @@ impl HostCtx {
                 ops::draw_f32(dist, stream, self.seed, self.step, unsafe { self.slice_mut::<f32>(out, len) });
                 Ok(())
             }
+            HostOp::Columns { from, to, cols } => {
+                let to = unsafe { self.slice_mut::<f32>(*to, cols.to_len()) };
+                cols.run(|i| unsafe { self.slice::<f32>(from[i], cols.from_len(i)) }, to);
+                Ok(())
+            }
             &HostOp::Copy { from, to, len } => {
                 let from = unsafe { self.slice::<f32>(from, len) };
                 unsafe { self.slice_mut::<f32>(to, len).copy_from_slice(from) };
@@ -334,6 +343,39 @@ impl HostCtx {
         }
         Ok(())
     }
+}
+
+/// A stack of products on `threads` threads. A stack of several matrices is split between
+/// the threads by whole matrices (each product sequential), so that small matrices (a
+/// weight gradient summed over the batch afterwards) are not cut into pieces too small to
+/// gain; a single product is split by the GEMM itself.
+fn batched_product(
+    a: &[f32],
+    la: BatchLayout,
+    b: &[f32],
+    lb: BatchLayout,
+    c: &mut [f32],
+    lc: BatchLayout,
+    threads: usize,
+) -> Result<(), crate::kernels::gemm::GemmError> {
+    if threads <= 1 || lc.batch < 2 {
+        let par = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::Sequential };
+        return gemm_batched(1.0, a, la, b, lb, 0.0, c, lc, par);
+    }
+    let first = lc.batch / 2;
+    let with_batch = |l: BatchLayout, batch: usize| BatchLayout { batch, ..l };
+    let rest = |x: &[f32], l: BatchLayout| -> usize { (first * l.batch_stride).min(x.len()) };
+    let (a2, b2) = (&a[rest(a, la)..], &b[rest(b, lb)..]);
+    let (c1, c2) = c.split_at_mut(rest(c, lc));
+    let (t1, t2) = (threads / 2, threads - threads / 2);
+    let (r1, r2) = rayon::join(
+        || batched_product(a, with_batch(la, first), b, with_batch(lb, first), c1, with_batch(lc, first), t1),
+        || {
+            let n = lc.batch - first;
+            batched_product(a2, with_batch(la, n), b2, with_batch(lb, n), c2, with_batch(lc, n), t2)
+        },
+    );
+    r1.and(r2)
 }
 
 /// The most slots an optimizer keeps (centered RMSprop with momentum).
@@ -463,6 +505,43 @@ mod tests {
                     values[at] = bad;
                     assert!(!all_finite(&values), "len {len}, {bad} at {at}");
                     assert!(!all_finite_portable(&values), "portable: len {len}, {bad} at {at}");
+                }
+            }
+        }
+    }
+
+    /// Splitting a stack between threads gives every matrix the sequential product's
+    /// values, with B shared (stride 0) or one per matrix, for odd and even stacks.
+    #[test]
+    fn a_stack_split_between_threads_matches_the_sequential_products() {
+        let mut rng = crate::runtime::rng::Rng::new(5);
+        let mut draw = |n: usize| (0..n).map(|_| rng.uniform() as f32 - 0.5).collect::<Vec<f32>>();
+        for (batch, shared_b) in [(5, true), (4, false), (7, false)] {
+            let (m, k, n) = (3, 4, 5);
+            let la = BatchLayout::row_major(batch, m, k);
+            let lb = if shared_b {
+                BatchLayout { batch_stride: 0, ..BatchLayout::row_major(batch, k, n) }
+            } else {
+                BatchLayout::row_major(batch, k, n)
+            };
+            let lc = BatchLayout::row_major(batch, m, n);
+            let a = draw(batch * m * k);
+            let b = draw(if shared_b { k * n } else { batch * k * n });
+            let mut want = vec![0.0; batch * m * n];
+            for i in 0..batch {
+                let bi = if shared_b { 0 } else { i * k * n };
+                for r in 0..m {
+                    for j in 0..n {
+                        want[i * m * n + r * n + j] =
+                            (0..k).map(|p| a[i * m * k + r * k + p] * b[bi + p * n + j]).sum();
+                    }
+                }
+            }
+            for threads in [1, 2, 3] {
+                let mut c = vec![f32::NAN; batch * m * n];
+                batched_product(&a, la, &b, lb, &mut c, lc, threads).expect("valid layouts");
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - y).abs() < 1e-5, "{threads} threads, stack of {batch}: {x} vs {y}");
                 }
             }
         }

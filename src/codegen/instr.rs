@@ -68,6 +68,9 @@ pub enum Instr {
         len: usize,
         threads: usize,
     },
+    /// A window of columns copied between row-major matrices: a `slice` or a `pad` along
+    /// the last axis (`columns.rs`).
+    Columns { from: Vec<Ptr>, to: Ptr, cols: super::columns::Columns },
     /// Copies `len` elements (a state output into its parameter).
     Copy { from: Ptr, to: Ptr, len: usize },
     /// Converts `len` i64 elements to f32 (labels used as numbers).

@@ -12,6 +12,7 @@
 //! code is the boundary to compiled code (`jit.rs`, `driver.rs`, `program.rs`, `host.rs`),
 //! each use behind length checks.
 
+pub mod columns;
 mod driver;
 mod emit;
 mod host;

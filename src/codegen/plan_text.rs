@@ -96,6 +96,24 @@ impl Plan {
                     operands.extend(slots);
                     writeln!(out, "update {} {len} ({}){threads}", kind.name(), list(&operands))
                 }
+                Instr::Columns { from, to, cols: c } => {
+                    let parts: Vec<String> = c
+                        .parts
+                        .iter()
+                        .map(|p| {
+                            format!("[{}..{}] -> [{}..]", p.from_start, p.from_start + p.len, p.to_start)
+                        })
+                        .collect();
+                    let zero = if c.zero { ", zero-filled" } else { "" };
+                    let (rows, width) = (c.rows, c.to_width);
+                    writeln!(
+                        out,
+                        "columns {rows}x{width} {}{zero} ({}) -> {}",
+                        parts.join(" "),
+                        list(from),
+                        ptr(to)
+                    )
+                }
                 Instr::Copy { from, to, len } => writeln!(out, "copy {len} ({}) -> {}", ptr(from), ptr(to)),
                 Instr::Accumulate { x, out: o, acc } => {
                     writeln!(out, "accumulate {:?} ({}) -> {}", acc.dims, ptr(x), ptr(o))

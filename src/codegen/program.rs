@@ -184,6 +184,11 @@ impl Program {
                         threads: *threads,
                     })
                 }
+                Instr::Columns { from, to, cols } => ops.push(HostOp::Columns {
+                    from: from.iter().map(|&p| slot(p, &mut frame)).collect(),
+                    to: slot(*to, &mut frame),
+                    cols: cols.clone(),
+                }),
                 Instr::Copy { from, to, len } => ops.push(HostOp::Copy {
                     from: slot(*from, &mut frame),
                     to: slot(*to, &mut frame),

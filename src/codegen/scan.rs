@@ -9,8 +9,8 @@
 //! the JIT cannot take (bool inputs, say) leaves every member to the reference fallback.
 //!
 //! Running ([`ScanRunner::run`], a host op): the carries start as copies of the initial
-//! operands in scratch buffers; each step copies x_t of every sequence into contiguous
-//! scratch, runs the body on (carries, steps, captures), copies its new carries back and
+//! operands in scratch buffers; each step copies x_t of every sequence the body reads into
+//! contiguous scratch, runs the body on (carries, steps, captures), copies its new carries back and
 //! its per-step outputs into the stacked results; after the last step the carries go to
 //! the `final` results. Scratch is allocated when the program is built: a run allocates
 //! nothing.
@@ -265,6 +265,8 @@ pub(crate) struct ScanRunner {
     carries: Vec<Buf>,
     /// Step `t` of each sequence, contiguous.
     xs: Vec<Buf>,
+    /// Whether the body reads each sequence; the others are not copied.
+    read: Vec<bool>,
     /// Runs so far (for tests: one per training step however many nodes read the loop).
     runs: u64,
 }
@@ -300,6 +302,8 @@ impl ScanRunner {
         let carries = inits.iter().map(|o| Buf::new(o.dtype, o.len())).collect();
         let xs = sequences.iter().map(|o| Buf::new(o.dtype, o.batch * o.row)).collect();
         let body = Program::new(&lp.body, lp.plan.clone(), seed, false)?;
+        let used = read_inputs(&lp.body);
+        let read = (k..k + m).map(|i| used.get(i).copied().unwrap_or(true)).collect();
         Ok(ScanRunner {
             node: lp.node,
             body,
@@ -311,6 +315,7 @@ impl ScanRunner {
             results,
             carries,
             xs,
+            read,
             runs: 0,
         })
     }
@@ -325,7 +330,9 @@ impl ScanRunner {
         let node = self.node;
         let invalid = |message: String| RunError::InvalidGraph { node, message };
         self.runs += 1;
-        let ScanRunner { body, reverse, steps, inits, sequences, captures, results, carries, xs, .. } = self;
+        let ScanRunner {
+            body, reverse, steps, inits, sequences, captures, results, carries, xs, read, ..
+        } = self;
         // Safety (every outer slice below): the plan sized each operand's and result's
         // buffer for exactly the shape recorded in `Outer`, and results are disjoint from
         // operands and from each other (module header).
@@ -338,7 +345,7 @@ impl ScanRunner {
         let (k, m) = (carries.len(), xs.len());
         for i in 0..*steps {
             let t = if *reverse { *steps - 1 - i } else { i };
-            for (buf, o) in xs.iter_mut().zip(sequences.iter()) {
+            for ((buf, o), _) in xs.iter_mut().zip(sequences.iter()).zip(read.iter()).filter(|(_, r)| **r) {
                 match buf {
                     Buf::F32(b) => step_of(unsafe { ctx.slice::<f32>(o.slot, o.len()) }, b, o, t),
                     Buf::I64(b) => step_of(unsafe { ctx.slice::<i64>(o.slot, o.len()) }, b, o, t),
@@ -399,6 +406,23 @@ impl ScanRunner {
         }
         Ok(())
     }
+}
+
+/// Which inputs of `body` some node or output reads.
+fn read_inputs(body: &Graph) -> Vec<bool> {
+    let mut read = vec![false; body.inputs.len()];
+    let mut mark = |id: NodeId| {
+        if let Op::Input { index } = body.node(id).op
+            && let Some(r) = read.get_mut(index)
+        {
+            *r = true;
+        }
+    };
+    for n in &body.nodes {
+        n.inputs.iter().for_each(|&i| mark(i));
+    }
+    body.outputs.iter().for_each(|&(_, o)| mark(o));
+    read
 }
 
 /// Copies step `t` of a `[batch, time, row]` sequence into `dst` (`[batch, row]`).

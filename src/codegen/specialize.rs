@@ -9,6 +9,7 @@
 //! pointer an instruction names is in bounds for the lengths recorded here, which
 //! `program.rs` checks against the real slices before each run.
 
+use super::columns::Columns;
 pub use super::instr::*;
 use super::kexpr::{Access, KernelSpec};
 use super::strided::Accumulation;
@@ -348,6 +349,7 @@ pub fn specialize(
                                 options.threads,
                                 options.parallel_threshold,
                             );
+                            let [la, lb, lc] = fold_batch([la, lb, lc]);
                             Instr::Gemm {
                                 a: ptr(a.node),
                                 b: ptr(b.node),
@@ -403,6 +405,25 @@ pub fn specialize(
                                 Accumulation::broadcast(&shapes[x_node.index()], &shapes[node.index()]) =>
                         {
                             Instr::Accumulate { x: ptr(x_node), out: ptr(*node), acc }
+                        }
+                        (&Op::Slice { start, len }, Some(DType::F32))
+                            if let Some(cols) = Columns::slice(&shapes[x_node.index()], start, len) =>
+                        {
+                            Instr::Columns { from: vec![ptr(x_node)], to: ptr(*node), cols }
+                        }
+                        (Op::Pad { starts, total }, Some(DType::F32))
+                            if let Some(cols) = Columns::pad(
+                                &g.node(*node)
+                                    .inputs
+                                    .iter()
+                                    .map(|i| shapes[i.index()].as_slice())
+                                    .collect::<Vec<_>>(),
+                                starts,
+                                *total,
+                            ) =>
+                        {
+                            let from = g.node(*node).inputs.iter().map(|&i| ptr(i)).collect();
+                            Instr::Columns { from, to: ptr(*node), cols }
                         }
                         (&Op::Random { dist, stream }, _) if g.ty(*node).dtype == DType::F32 => {
                             Instr::Random { dist, stream, out: ptr(*node), len: numel(*node) }
@@ -504,6 +525,21 @@ fn batch_layout(shape: &[usize], transposed: bool) -> BatchLayout {
     let batch: usize = shape[..r - 2].iter().product();
     let matrix = if transposed { Layout::row_major(cols, rows).t() } else { Layout::row_major(rows, cols) };
     BatchLayout { batch, batch_stride: rows * cols, matrix }
+}
+
+/// A stack of products sharing one right operand, `A[i]·B` with the `A[i]` and `C[i]`
+/// dense and one after another, as one taller product: `[batch·M, K]·B` (one packing of
+/// B instead of one per matrix). Other stacks are returned unchanged.
+fn fold_batch([la, lb, lc]: [BatchLayout; 3]) -> [BatchLayout; 3] {
+    let dense = |l: &BatchLayout| {
+        let m = l.matrix;
+        m.col_stride == 1 && m.row_stride == m.cols && l.batch_stride == m.rows * m.cols
+    };
+    if la.batch <= 1 || lb.batch_stride != 0 || !dense(&la) || !dense(&lc) {
+        return [la, lb, lc];
+    }
+    let tall = |l: BatchLayout| BatchLayout::row_major(1, l.batch * l.matrix.rows, l.matrix.cols);
+    [tall(la), BatchLayout { batch: 1, ..lb }, tall(lc)]
 }
 
 /// The dimensions without their leading 1s.

@@ -54,6 +54,9 @@ pub enum Init {
         mean: f64,
         std: f64,
     },
+    /// The last axis cut into equal blocks, block `i` filled with value `i` (an LSTM's
+    /// fused bias with its forget block at 1: `blocks([0, 1, 0, 0])`).
+    Blocks(Vec<f64>),
 }
 
 impl Init {
@@ -69,6 +72,10 @@ impl Init {
             Init::Orthogonal => "orthogonal".into(),
             Init::Uniform { low, high } => format!("uniform({low}, {high})"),
             Init::Normal { mean, std } => format!("normal({mean}, {std})"),
+            Init::Blocks(values) => {
+                let v: Vec<String> = values.iter().map(|&x| super::op::fmt_f64(x)).collect();
+                format!("blocks([{}])", v.join(", "))
+            }
         }
     }
 }

@@ -151,6 +151,19 @@ pub enum Op {
     },
     /// Broadcasts the input to the node's shape (NumPy rules).
     Broadcast,
+    /// Elements `start..start + len` of the last axis: `[.., N]` to `[.., len]`.
+    Slice {
+        start: usize,
+        len: usize,
+    },
+    /// Operand `i` (`[.., len_i]`) placed at `starts[i]..starts[i] + len_i` of a last axis
+    /// of `total` elements, the windows disjoint, zeros elsewhere: the derivative of
+    /// `slice` (one operand), and the sum of such derivatives (a concatenation when the
+    /// windows cover the axis).
+    Pad {
+        starts: Vec<usize>,
+        total: usize,
+    },
     /// Matrix product over the last two axes: `[.., M, K] @ [.., K, N]`, batch axes broadcast.
     /// A rank-1 right operand is not allowed; the front end reshapes it.
     MatMul,
@@ -268,6 +281,8 @@ impl Op {
             Op::Reshape => "reshape",
             Op::Transpose { .. } => "transpose",
             Op::Broadcast => "broadcast",
+            Op::Slice { .. } => "slice",
+            Op::Pad { .. } => "pad",
             Op::MatMul => "matmul",
             Op::OneHot { .. } => "one_hot",
             Op::Conv2D { .. } => "conv2d",
@@ -306,6 +321,8 @@ impl fmt::Display for Op {
             Op::SizeOf { axes } => write!(f, "{{axes={axes:?}}}"),
             Op::Transpose { perm } => write!(f, "{{perm={perm:?}}}"),
             Op::OneHot { depth } => write!(f, "{{depth={depth}}}"),
+            Op::Slice { start, len } => write!(f, "{{start={start}, len={len}}}"),
+            Op::Pad { starts, total } => write!(f, "{{starts={starts:?}, total={total}}}"),
             Op::Conv2D { stride, padding, dilation }
             | Op::Conv2DBackpropInput { stride, padding, dilation }
             | Op::Conv2DBackpropFilter { stride, padding, dilation } => {

@@ -12,6 +12,9 @@
 //! - x + 0 = 0 + x = x (up to the sign of a zero x), x − 0 = x, x·1 = 1·x = x, x / 1 = x,
 //!   x^1 = x, −(−x) = x, and reshape, broadcast, cast or transpose to what x already is = x;
 //! - x·0 = 0·x = 0, which assumes x finite (NaN·0 and ∞·0 are NaN), as fast-math does;
+//! - pad(a..) + pad(b..) = pad(a.., b..) when the two pads' windows are disjoint (the sum
+//!   of the derivatives of slices of one tensor is one pad, a concatenation when the
+//!   slices cover it);
 //! - scan(b, ops, output: o) = scan(s, ops, output: o) when body `s` extends body `b`
 //!   (same inputs, `b`'s nodes and outputs as its first ones), so one loop serves both:
 //!   the forward loop and the saving loop of backpropagation through time;
@@ -247,10 +250,30 @@ fn fold(g: &mut Graph, node: &Node) -> Option<NodeId> {
             let inner = g.node(a?);
             (inner.op == Op::Unary(UnaryOp::Neg)).then(|| inner.inputs[0]).and_then(|x| same_type(g, x))
         }
+        Op::Binary(BinaryOp::Add) => merge_pads(g, node, a?, b?),
         Op::Transpose { perm } if perm.iter().enumerate().all(|(i, &p)| i == p) => same_type(g, a?),
         Op::Reshape | Op::Broadcast | Op::Cast { .. } => same_type(g, a?),
         _ => None,
     }
+}
+
+/// `a + b` as one pad when both are pads of the node's type with disjoint windows.
+fn merge_pads(g: &mut Graph, node: &Node, a: NodeId, b: NodeId) -> Option<NodeId> {
+    let (na, nb) = (g.node(a), g.node(b));
+    let (Op::Pad { starts: sa, total }, Op::Pad { starts: sb, total: tb }) = (&na.op, &nb.op) else {
+        return None;
+    };
+    if total != tb || g.ty(a) != &node.ty || g.ty(b) != &node.ty {
+        return None;
+    }
+    let mut inputs = na.inputs.clone();
+    inputs.extend(&nb.inputs);
+    let starts: Vec<usize> = sa.iter().chain(sb).copied().collect();
+    let op = Op::Pad { starts, total: *total };
+    let types: Vec<&TensorType> = inputs.iter().map(|&i| g.ty(i)).collect();
+    // The shape rule refuses overlapping windows.
+    let ty = ops::infer(&op, &types, None).ok().filter(|t| t == &node.ty)?;
+    Some(g.push(op, inputs, ty, node.span))
 }
 
 /// The value of an op applied to uniform (`fill`) operands, computed by its kernel on

@@ -9,6 +9,7 @@
 //! | elementwise   | `elementwise.rs` | unary, binary, select, cast |
 //! | reductions    | `reduce.rs`      | reduce, argmax, size_of |
 //! | layout        | `layout.rs`      | reshape, transpose, broadcast, one_hot |
+//! | slicing       | `slice.rs`       | slice, pad (along the last axis) |
 //! | linear algebra| `linalg.rs`      | matmul |
 //! | convolution   | `conv.rs`        | conv2d, conv2d_backprop_input, conv2d_backprop_filter |
 //! | pooling       | `pool.rs`        | pool2d (max, avg), pool2d_grad |
@@ -31,7 +32,10 @@ mod linalg;
 mod pool;
 mod reduce;
 mod scan;
+mod scan_outer;
+mod scan_residuals;
 mod scan_vjp;
+mod slice;
 mod value;
 mod window;
 
@@ -51,34 +55,89 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq)]
 pub enum ShapeError {
     /// The op got the wrong number of operands.
-    Arity { op: &'static str, expected: usize, got: usize },
+    Arity {
+        op: &'static str,
+        expected: usize,
+        got: usize,
+    },
     /// Two operands' shapes do not broadcast.
-    Broadcast { op: &'static str, lhs: TensorType, rhs: TensorType, err: BroadcastError },
+    Broadcast {
+        op: &'static str,
+        lhs: TensorType,
+        rhs: TensorType,
+        err: BroadcastError,
+    },
     /// Two operands must share an element type.
-    DTypeMismatch { op: &'static str, lhs: DType, rhs: DType },
+    DTypeMismatch {
+        op: &'static str,
+        lhs: DType,
+        rhs: DType,
+    },
     /// An operand's element type is not one the op accepts.
-    DType { op: &'static str, expected: &'static str, got: DType },
+    DType {
+        op: &'static str,
+        expected: &'static str,
+        got: DType,
+    },
     /// Inner dimensions of a matrix product differ, or an operand has rank < 2.
-    MatMul { lhs: TensorType, rhs: TensorType, reason: String },
+    MatMul {
+        lhs: TensorType,
+        rhs: TensorType,
+        reason: String,
+    },
     /// An axis outside `0..rank`.
-    Axis { op: &'static str, axis: i64, rank: usize },
+    Axis {
+        op: &'static str,
+        axis: i64,
+        rank: usize,
+    },
     /// A reshape that changes the number of elements.
-    Reshape { from: Shape, to: Shape },
+    Reshape {
+        from: Shape,
+        to: Shape,
+    },
     /// A broadcast to a shape the operand cannot broadcast to.
-    BroadcastTo { from: Shape, to: Shape },
+    BroadcastTo {
+        from: Shape,
+        to: Shape,
+    },
     /// A transpose permutation that is not a permutation of the axes.
-    Permutation { perm: Vec<usize>, rank: usize },
+    Permutation {
+        perm: Vec<usize>,
+        rank: usize,
+    },
     /// The op needs its result type as an attribute and got none.
-    MissingTarget { op: &'static str },
+    MissingTarget {
+        op: &'static str,
+    },
     /// A convolution or pooling got operands it cannot slide over (wrong rank, channels
     /// that differ, symbolic spatial sizes, a gradient of the wrong shape).
-    Window { op: &'static str, input: TensorType, reason: String },
+    Window {
+        op: &'static str,
+        input: TensorType,
+        reason: String,
+    },
     /// A `valid` convolution or pooling window spans more than its input along `axis`.
-    WindowTooLarge { op: &'static str, input: TensorType, axis: usize, window: usize },
+    WindowTooLarge {
+        op: &'static str,
+        input: TensorType,
+        axis: usize,
+        window: usize,
+    },
     /// A scan whose operands or body break the body's contract (see `ops::scan`).
-    Scan { reason: String },
+    Scan {
+        reason: String,
+    },
+    Slice {
+        op: &'static str,
+        input: TensorType,
+        reason: String,
+    },
     /// A derivative that no rule provides.
-    NotDifferentiable { op: &'static str, reason: &'static str },
+    NotDifferentiable {
+        op: &'static str,
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for ShapeError {
@@ -125,6 +184,7 @@ impl fmt::Display for ShapeError {
                 if *axis == 1 { "rows" } else { "columns" }
             ),
             ShapeError::Scan { reason } => write!(f, "`scan`: {reason}"),
+            ShapeError::Slice { op, input, reason } => write!(f, "`{op}` of {input}: {reason}"),
             ShapeError::NotDifferentiable { op, reason } => write!(f, "`{op}`: {reason}"),
         }
     }
@@ -151,6 +211,8 @@ pub fn infer(op: &Op, inputs: &[&TensorType], target: Option<&TensorType>) -> Re
         Op::Reshape => layout::infer_reshape(inputs[0], target),
         Op::Transpose { perm } => layout::infer_transpose(inputs[0], perm),
         Op::Broadcast => layout::infer_broadcast(inputs[0], target),
+        Op::Slice { start, len } => slice::infer_slice(inputs[0], *start, *len),
+        Op::Pad { starts, total } => slice::infer_pad(inputs, starts, *total),
         Op::OneHot { depth } => layout::infer_one_hot(inputs[0], *depth, target),
         Op::MatMul => linalg::infer_matmul(inputs[0], inputs[1]),
         Op::Conv2D { stride, padding, dilation } => conv::infer_conv2d(
@@ -211,6 +273,8 @@ pub fn eval(op: &Op, inputs: &[&Value], ctx: &EvalCtx) -> Result<Value, KernelEr
         Op::Reshape => layout::eval_reshape(inputs[0], ctx.target_shape("reshape")?),
         Op::Transpose { perm } => layout::eval_transpose(inputs[0], perm),
         Op::Broadcast => layout::eval_broadcast(inputs[0], ctx.target_shape("broadcast")?),
+        Op::Slice { start, len } => slice::eval_slice(inputs[0], *start, *len),
+        Op::Pad { starts, total } => slice::eval_pad(inputs, starts, *total),
         Op::OneHot { depth } => layout::eval_one_hot(inputs[0], *depth, ctx.dtype),
         Op::MatMul => linalg::eval_matmul(inputs[0], inputs[1]),
         Op::Conv2D { .. } | Op::Conv2DBackpropInput { .. } | Op::Conv2DBackpropFilter { .. } => {
@@ -251,6 +315,8 @@ pub fn vjp(graph: &mut Graph, node: NodeId, grad_out: NodeId) -> Vjp {
         Op::Reshape => layout::vjp_reshape(graph, node, grad_out)?,
         Op::Transpose { perm } => layout::vjp_transpose(graph, node, perm, grad_out)?,
         Op::Broadcast => layout::vjp_broadcast(graph, node, grad_out)?,
+        Op::Slice { start, .. } => slice::vjp_slice(graph, node, *start, grad_out)?,
+        Op::Pad { starts, .. } => slice::vjp_pad(graph, node, starts, grad_out)?,
         Op::MatMul => linalg::vjp_matmul(graph, node, grad_out)?,
         Op::Conv2D { .. } | Op::Conv2DBackpropInput { .. } | Op::Conv2DBackpropFilter { .. } => {
             conv::vjp(graph, node, grad_out)?
@@ -288,6 +354,7 @@ pub fn arity(op: &Op) -> usize {
         | Op::Reshape
         | Op::Transpose { .. }
         | Op::Broadcast
+        | Op::Slice { .. }
         | Op::OneHot { .. }
         | Op::Pool2D { .. } => 1,
         Op::Binary(_)
@@ -299,6 +366,7 @@ pub fn arity(op: &Op) -> usize {
         | Op::Gather
         | Op::ScatterAdd => 2,
         Op::Select => 3,
+        Op::Pad { starts, .. } => starts.len(),
         Op::Scan { body, .. } => body.inputs.len(),
     }
 }

@@ -5,16 +5,20 @@
 //! back: ∂L/∂c_t = (∂f/∂c_t)ᵀ (∂L/∂c_{t+1} + ∂L/∂y_t-part), ∂L/∂x_t = (∂f/∂x_t)ᵀ(..) and
 //! ∂L/∂θ = Σ_t (∂f/∂θ)ᵀ(..). The backward body takes as carries the carry cotangents and
 //! one accumulator per float capture, as sequences the saved input carries c_t, the steps
-//! x_t and (for a stacked result) the result's gradient at step t, and as captures the
-//! forward captures. It recomputes the step from c_t (one step, not the whole loop) and
-//! applies `autodiff::grad` to ⟨f(c_t, x_t, θ), cotangents⟩, a scalar whose gradient in
-//! (c_t, x_t, θ) is exactly the vector-Jacobian product of f.
+//! x_t, (for a stacked result) the result's gradient at step t and the saved residuals,
+//! and as captures the forward captures. It is `autodiff::grad` applied to ⟨f(c_t, x_t,
+//! θ), cotangents⟩, a scalar whose gradient in (c_t, x_t, θ) is exactly the
+//! vector-Jacobian product of f; the forward values that derivative reads (activations,
+//! products) are residuals saved by the forward loop rather than recomputed
+//! (`scan_residuals.rs`), and the body is simplified once.
 //!
-//! The saved carries come from the forward loop with its input carries as extra per-step
+//! The saved carries and residuals come from the forward loop with them as extra per-step
 //! outputs; that loop is one more run of the forward body (the original node may read a
-//! different result). Non-float sequences and captures (ids) get no gradient.
+//! different result), which `simplify` merges with the forward loop. Non-float sequences
+//! and captures (ids) get no gradient.
 
 use super::scan::ScanAttrs;
+use super::scan_outer::{Hoisted, Stacked};
 use super::{ShapeError, Vjp};
 use crate::ir::{BinaryOp, Graph, InputInfo, NodeId, Op, ParamInfo, ReduceOp, ScanOutput};
 
@@ -47,7 +51,11 @@ pub(super) fn vjp_scan(graph: &mut Graph, node: NodeId, grad_out: NodeId) -> Vjp
         ScanOutput::Final(_) => None,
     };
 
-    // The forward loop again, its input carries as extra outputs: c_t for every step.
+    let (back, residuals, hoisted) = backward_body(body, k, m, &float_caps, &float_seqs, stacked)?;
+    let is_hoisted = |pos: usize| hoisted.iter().any(|h| h.cap == pos);
+
+    // The forward loop again, its input carries and the residuals the backward body reads
+    // as extra outputs: c_t and those values for every step.
     let mut saving = body.clone();
     saving.name = format!("{}.saving", body.name);
     for j in 0..k {
@@ -56,8 +64,11 @@ pub(super) fn vjp_scan(graph: &mut Graph, node: NodeId, grad_out: NodeId) -> Vjp
             .unwrap_or_else(|| saving.push(Op::Input { index: j }, vec![], body.inputs[j].ty.clone(), span));
         saving.outputs.push((format!("saved.{j}"), id));
     }
-    let mut saved = Vec::with_capacity(k);
-    for j in 0..k {
+    for (i, &r) in residuals.iter().enumerate() {
+        saving.outputs.push((format!("residual.{i}"), r));
+    }
+    let mut saved = Vec::with_capacity(k + residuals.len());
+    for j in 0..k + residuals.len() {
         let op = Op::Scan {
             body: Box::new(saving.clone()),
             carries: k,
@@ -67,8 +78,6 @@ pub(super) fn vjp_scan(graph: &mut Graph, node: NodeId, grad_out: NodeId) -> Vjp
         };
         saved.push(graph.add(op, &n.inputs, None, span)?);
     }
-
-    let back = backward_body(body, k, m, &float_caps, &float_seqs, stacked)?;
 
     // Operands: carry cotangents, accumulators, saved carries, steps, result gradient, captures.
     let mut operands = Vec::new();
@@ -81,18 +90,21 @@ pub(super) fn vjp_scan(graph: &mut Graph, node: NodeId, grad_out: NodeId) -> Vjp
         };
         operands.push(init);
     }
-    for &i in &float_caps {
-        let ty = body.inputs[k + m + i].ty.clone();
-        operands.push(graph.fill(0.0, ty.dtype, ty.shape, span));
+    for (pos, &i) in float_caps.iter().enumerate() {
+        if !is_hoisted(pos) {
+            let ty = body.inputs[k + m + i].ty.clone();
+            operands.push(graph.fill(0.0, ty.dtype, ty.shape, span));
+        }
     }
-    operands.extend(&saved);
+    operands.extend(&saved[..k]);
     operands.extend(&n.inputs[k..k + m]);
     if stacked.is_some() {
         operands.push(grad_out);
     }
+    operands.extend(&saved[k..]);
     operands.extend(&n.inputs[k + m..]);
-    let back_carries = k + float_caps.len();
-    let back_sequences = k + m + usize::from(stacked.is_some());
+    let back_carries = k + float_caps.len() - hoisted.len();
+    let back_sequences = k + m + usize::from(stacked.is_some()) + residuals.len();
     let result = |graph: &mut Graph, output: ScanOutput| {
         let op = Op::Scan {
             body: Box::new(back.clone()),
@@ -107,8 +119,22 @@ pub(super) fn vjp_scan(graph: &mut Graph, node: NodeId, grad_out: NodeId) -> Vjp
     for (j, slot) in grads.iter_mut().enumerate().take(k) {
         *slot = Some(result(graph, ScanOutput::Final(j))?);
     }
+    let mut looped = 0;
     for (pos, &i) in float_caps.iter().enumerate() {
-        grads[k + m + i] = Some(result(graph, ScanOutput::Final(k + pos))?);
+        if let Some(h) = hoisted.iter().find(|h| h.cap == pos) {
+            // Σ over batch and steps of p_tᵀ q_t, one product after the loop.
+            let mut stacked = |s: Stacked| match s {
+                Stacked::Operand(o) => Ok(operands[o]),
+                Stacked::Output(j) => result(graph, ScanOutput::Stacked(j)),
+            };
+            let (p, q) = (stacked(h.p)?, stacked(h.q)?);
+            let pt = graph.transpose(p, vec![0, 2, 1], span)?;
+            let per_sample = graph.matmul(pt, q, span)?;
+            grads[k + m + i] = Some(graph.reduce(ReduceOp::Sum, per_sample, vec![0], false, span)?);
+        } else {
+            grads[k + m + i] = Some(result(graph, ScanOutput::Final(k + looped))?);
+            looped += 1;
+        }
     }
     for (pos, &i) in float_seqs.iter().enumerate() {
         grads[k + i] = Some(result(graph, ScanOutput::Stacked(back_carries + pos))?);
@@ -116,7 +142,9 @@ pub(super) fn vjp_scan(graph: &mut Graph, node: NodeId, grad_out: NodeId) -> Vjp
     Ok(grads)
 }
 
-/// The body of the backward loop (see the module header for its inputs and outputs).
+/// The body of the backward loop (see the module header for its inputs and outputs), and
+/// the forward nodes whose per-step values it reads as residual sequences (after the
+/// result's gradient, before the captures).
 fn backward_body(
     body: &Graph,
     k: usize,
@@ -124,7 +152,7 @@ fn backward_body(
     float_caps: &[usize],
     float_seqs: &[usize],
     stacked: Option<usize>,
-) -> Result<Graph, ShapeError> {
+) -> Result<(Graph, Vec<NodeId>, Vec<Hoisted>), ShapeError> {
     let c = body.inputs.len() - k - m;
     let nc = float_caps.len();
     // Final positions: d carries, accumulators, saved carries, steps, d y, captures.
@@ -250,8 +278,22 @@ fn backward_body(
         .map(|(i, info)| info.ok_or_else(|| scan_error(format!("backward body input {i} is unassigned"))))
         .collect::<Result<_, _>>()?;
     g.outputs = outputs;
+    // Saved carries and steps change per step; residuals go after them and d y.
+    let (saved_at, residuals_at) = (k + nc, 2 * k + nc + m + usize::from(stacked.is_some()));
+    let residuals = super::scan_residuals::save_residuals(
+        &mut g,
+        body.nodes.len(),
+        saved_at..2 * k + nc + m,
+        residuals_at,
+    );
     crate::ir::debug_verify(&g, "scan_vjp::backward_body");
-    Ok(g)
+    // Folded once here rather than on every step: the derivative leaves sums of pads
+    // (from slices) to merge, recomputations the residuals made dead, and duplicates.
+    let mut g = crate::ir::simplify::simplify(&g);
+    let sequences = k + nc..residuals_at + residuals.len();
+    let hoisted = super::scan_outer::hoist_weight_products(&mut g, k, nc, sequences);
+    let g = if hoisted.is_empty() { g } else { crate::ir::simplify::eliminate_dead_code(&g) };
+    Ok((g, residuals, hoisted))
 }
 
 /// The parameter index of a float body input.

@@ -76,6 +76,18 @@ pub fn init_tensor(init: &Init, shape: &[usize], rng: &mut Rng) -> Result<ArrayD
             (0..len).map(|_| (mean + std * rng.normal()) as f32).collect()
         }
         Init::Orthogonal => orthogonal(shape, rng)?,
+        Init::Blocks(blocks) => {
+            let width = shape.last().copied().unwrap_or(1);
+            if blocks.is_empty() || width % blocks.len() != 0 {
+                let n = blocks.len();
+                return Err(bad(init, format!("a last axis of {width} does not cut into {n} equal blocks")));
+            }
+            for &v in blocks {
+                check_finite(init, "value", v)?;
+            }
+            let block = width / blocks.len();
+            (0..len).map(|i| blocks[(i % width) / block] as f32).collect()
+        }
     };
     ArrayD::from_shape_vec(IxDyn(shape), values)
         .map_err(|e| bad(init, format!("cannot build a tensor of shape {shape:?}: {e}")))

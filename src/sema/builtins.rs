@@ -4,6 +4,7 @@
 
 mod nn;
 mod seq;
+mod slicing;
 
 use super::calls::ArgVal;
 use super::lower::{Ctx, Lowered, Lowerer, Reported};
@@ -66,12 +67,15 @@ builtins! {
     Constant = "constant" ("value") required 1;
     RandomUniform = "random_uniform" ("low", "high") required 2;
     RandomNormal = "random_normal" ("mean", "std") required 2;
+    Blocks = "blocks" ("values") required 1;
     Conv2d = "conv2d" ("x", "kernel", "stride", "padding", "dilation") required 2;
     MaxPool2d = "max_pool2d" ("x", "window", "stride", "padding") required 2;
     AvgPool2d = "avg_pool2d" ("x", "window", "stride", "padding") required 2;
     UpdateState = "update_state" ("state", "value") required 2;
     Gather = "gather" ("table", "ids") required 2;
     Scan = "scan" ("xs", "init", "step", "last") required 3;
+    Slice = "slice" ("x", "start", "stop") required 3;
+    Split = "split" ("x", "parts") required 2;
 }
 
 /// Names that denote values rather than functions.
@@ -356,12 +360,25 @@ pub fn call(lw: &mut Lowerer, _ctx: &mut Ctx, b: Builtin, args: Vec<ArgVal>, spa
                 None => Err(kind_error(lw, "a number", &v, s)),
             }
         }
+        Builtin::Blocks => {
+            let (v, s) = a.take(0);
+            let values = match &v {
+                Value::List(items) if !items.is_empty() => items.iter().map(Value::as_f64).collect(),
+                _ => None,
+            };
+            match values {
+                Some(values) => Ok(Value::Init(Init::Blocks(values))),
+                None => Err(kind_error(lw, "a non-empty list of numbers", &v, s)),
+            }
+        }
         Builtin::Conv2d => nn::conv2d(lw, a, span),
         Builtin::MaxPool2d => nn::pool(lw, PoolKind::Max, a, span),
         Builtin::AvgPool2d => nn::pool(lw, PoolKind::Avg, a, span),
         Builtin::UpdateState => nn::update_state(lw, a),
         Builtin::Gather => seq::gather(lw, a, span),
         Builtin::Scan => seq::scan(lw, a, span),
+        Builtin::Slice => slicing::slice(lw, a, span),
+        Builtin::Split => slicing::split(lw, a, span),
         Builtin::RandomUniform | Builtin::RandomNormal => {
             let (p, ps) = a.take(0);
             let (q, qs) = a.take(1);

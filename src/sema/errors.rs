@@ -76,6 +76,8 @@ pub fn shape_error(e: &ShapeError, span: Span, operand_spans: &[Span], types: &[
             Diag::error(Code::E0213, format!("`{op}` cannot take {input}"), span, reason.clone())
                 .with_note("inputs are `[B, H, W, C]` with literal H and W; kernels are `[KH, KW, C, F]`")
         }
+        ShapeError::Slice { .. } => Diag::error(Code::E0214, e.to_string(), span, "invalid slice")
+            .with_note("`slice` and `split` work on the last axis, whose size must be a literal"),
         ShapeError::WindowTooLarge { .. } => {
             Diag::error(Code::E0212, e.to_string(), span, "the window does not fit")
                 .with_help("use `padding: \"same\"` or a smaller window")
