@@ -261,7 +261,7 @@ impl ConvGeometry {
             for k in 0..count {
                 let dst = &mut patches[at + k * taps..][..c];
                 match src {
-                    Some(src) => dst.copy_from_slice(&x[src + k * step..][..c]),
+                    Some(src) => copy_channels(dst, &x[src + k * step..][..c]),
                     None => dst.fill(0.0),
                 }
             }
@@ -281,6 +281,20 @@ impl ConvGeometry {
                 }
             }
         });
+    }
+}
+
+/// `dst.copy_from_slice(src)` in runs of 8: a length known only at run time makes
+/// `copy_from_slice` a call to `memmove`, which costs more than copying one tap's 32 or 64
+/// channels (in `perf`, memmove's share of the CIFAR CNN's step fell from 5.8 % to 3.6 %).
+#[inline(always)]
+fn copy_channels(dst: &mut [f32], src: &[f32]) {
+    let (mut d, mut s) = (dst.chunks_exact_mut(8), src.chunks_exact(8));
+    for (d, s) in (&mut d).zip(&mut s) {
+        d.copy_from_slice(s);
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
     }
 }
 
