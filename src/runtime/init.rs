@@ -356,4 +356,15 @@ mod tests {
             assert_eq!(init(i, &[0, 4], 1).len(), 0);
         }
     }
+
+    /// An LSTM's bias: the forget block (the second quarter of every row) is 1.
+    #[test]
+    fn blocks_fill_equal_parts_of_the_last_axis() {
+        let b = Init::Blocks(vec![0.0, 1.0, 0.0, 0.0]);
+        let v = init_tensor(&b, &[2, 8], &mut Rng::new(0)).expect("8 cuts into 4 blocks");
+        let row = [0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0];
+        assert_eq!(v.iter().copied().collect::<Vec<f32>>(), [row, row].concat());
+        let err = init_tensor(&b, &[6], &mut Rng::new(0)).unwrap_err();
+        assert!(err.to_string().contains("4 equal blocks"), "{err}");
+    }
 }
