@@ -15,6 +15,7 @@
 //! without AVX2 and FMA, which the caller in `conv.rs` rules out.
 
 use super::{ConvGeometry, DIRECT_DEPTH};
+use crate::kernels::simd::{load, store};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -24,20 +25,6 @@ const V: usize = 8;
 const MAX_VECTORS: usize = 4;
 /// Kernel rows (taps × channels) the filter gradient accumulates at once.
 const ROWS: usize = 3;
-
-#[inline(always)]
-fn load(s: &[f32], at: usize) -> __m256 {
-    let s = &s[at..at + V];
-    // Safety: `s` holds the eight elements read.
-    unsafe { _mm256_loadu_ps(s.as_ptr()) }
-}
-
-#[inline(always)]
-fn store(s: &mut [f32], at: usize, v: __m256) {
-    let s = &mut s[at..at + V];
-    // Safety: `s` holds the eight elements written.
-    unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
-}
 
 /// Input offset of output column `p`'s tap `j` in an input row starting at `row`, if it
 /// is not padding.

@@ -7,24 +7,11 @@
 //! the only unsafety is calling these functions on a CPU without AVX2.
 
 use super::{GradWrite, PoolGeometry, clip};
+use crate::kernels::simd::{load, store};
 use std::arch::x86_64::*;
 
 /// Channels per vector.
 const V: usize = 8;
-
-#[inline(always)]
-fn load(s: &[f32], at: usize) -> __m256 {
-    let s = &s[at..at + V];
-    // Safety: `s` holds the eight elements read.
-    unsafe { _mm256_loadu_ps(s.as_ptr()) }
-}
-
-#[inline(always)]
-fn store(s: &mut [f32], at: usize, v: __m256) {
-    let s = &mut s[at..at + V];
-    // Safety: `s` holds the eight elements written.
-    unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
-}
 
 /// The lanes where `v` replaces `best` as the running max: larger, or a NaN, unless `best`
 /// is already NaN.

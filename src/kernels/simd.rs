@@ -27,3 +27,21 @@ impl Isa {
         all
     }
 }
+
+/// Eight floats of `s` from `at` (bounds-checked: the slice of exactly eight is taken first).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn load(s: &[f32], at: usize) -> std::arch::x86_64::__m256 {
+    let s = &s[at..at + 8];
+    // Safety: `s` holds the eight elements read; callers run only where AVX is present.
+    unsafe { std::arch::x86_64::_mm256_loadu_ps(s.as_ptr()) }
+}
+
+/// Writes eight floats of `v` to `s` from `at` (bounds-checked as `load`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn store(s: &mut [f32], at: usize, v: std::arch::x86_64::__m256) {
+    let s = &mut s[at..at + 8];
+    // Safety: `s` holds the eight elements written; callers run only where AVX is present.
+    unsafe { std::arch::x86_64::_mm256_storeu_ps(s.as_mut_ptr(), v) }
+}
