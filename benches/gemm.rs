@@ -47,7 +47,7 @@ fn bench_gemm(c: &mut Criterion) {
         let b_slice = b.as_slice().expect("standard layout");
         let threads: &[usize] = if case.two_threads { &[1, 2] } else { &[1] };
         for &t in threads {
-            let par = if t == 1 { Parallelism::Sequential } else { Parallelism::Rayon(t) };
+            let par = if t == 1 { Parallelism::Sequential } else { Parallelism::Threads(t) };
             group.bench_function(format!("gemm {t}t"), |bencher| {
                 bencher.iter(|| {
                     let a_view = if case.a_transposed {

@@ -49,7 +49,7 @@ fn bench_step(c: &mut Criterion) {
     let mut group = c.benchmark_group("mnist_train_step_b32");
     group.measurement_time(Duration::from_secs(3)).throughput(Throughput::Elements(32));
     for threads in [1, 2] {
-        let options = PlanOptions { threads, parallel_threshold: 1 << 20 };
+        let options = PlanOptions { threads, ..PlanOptions::default() };
         let mut jit = JitStepper::new(&graph, store.clone(), adam.clone(), 0, options).unwrap();
         let mut step = 0;
         group.bench_function(format!("jit_{threads}_threads"), |b| {
@@ -89,7 +89,7 @@ fn bench_inference(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(3));
     for (b, threads) in [(1, 1), (1000, 1), (1000, 2)] {
         let x = inputs(graph, b);
-        let mut exe = JitExecutable::new(graph, 0, PlanOptions { threads, parallel_threshold: 1 << 20 });
+        let mut exe = JitExecutable::new(graph, 0, PlanOptions { threads, ..PlanOptions::default() });
         let program = exe.program(&x).unwrap().unwrap();
         group.throughput(Throughput::Elements(b as u64));
         group.bench_function(format!("batch_{b}_{threads}_threads"), |bench| {

@@ -38,7 +38,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let data = arg(&args, "--data").map(PathBuf::from);
     let epochs = arg(&args, "--epochs").and_then(|e| e.parse().ok()).unwrap_or(2);
-    let threads = arg(&args, "--threads").and_then(|e| e.parse().ok()).unwrap_or(1);
+    let threads =
+        arg(&args, "--threads").and_then(|e| e.parse().ok()).unwrap_or_else(dnnc::kernels::team::size);
     let length: usize = arg(&args, "--length").and_then(|e| e.parse().ok()).unwrap_or(100);
     let limit = arg(&args, "--limit").and_then(|e| e.parse().ok());
     let path = "examples/imdb_lstm.dnn";

@@ -114,7 +114,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let data = arg(&args, "--data").map(PathBuf::from);
     let epochs = arg(&args, "--epochs").and_then(|e| e.parse().ok()).unwrap_or(5);
-    let threads = arg(&args, "--threads").and_then(|e| e.parse().ok()).unwrap_or(1);
+    let threads =
+        arg(&args, "--threads").and_then(|e| e.parse().ok()).unwrap_or_else(dnnc::kernels::team::size);
     let backend = if arg(&args, "--backend").as_deref() == Some("interp") {
         BackendKind::Interp
     } else {

@@ -58,8 +58,8 @@ pub struct RunArgs {
     /// What runs the graphs: compiled code (default) or the reference interpreter.
     #[arg(long, value_enum)]
     pub backend: Option<Backend>,
-    /// Threads for the large matrix products and convolutions of the compiled step
-    /// (default 1: the small products of a training batch gain nothing from a second).
+    /// Threads the compiled step splits its matrix products, convolutions and updates
+    /// between (default: one per core; 1 runs everything on the calling thread).
     #[arg(long)]
     pub threads: Option<usize>,
 }

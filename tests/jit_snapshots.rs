@@ -40,3 +40,10 @@ fn tiny_compiled_step_clif() {
     let spec = p.trains.iter().find(|t| t.train_graph.is_some()).expect("a train block");
     insta::assert_snapshot!(print_clif(spec).expect("compiles"));
 }
+
+/// A recurrent model: the loop, and the input weight's gradient summed over the batch as
+/// one product (`sum over the stack of`).
+#[test]
+fn rnn_synthetic_fused_schedule() {
+    insta::assert_snapshot!(fused("examples/rnn_synthetic.dnn"));
+}

@@ -359,7 +359,7 @@ fn batched_product(
     threads: usize,
 ) -> Result<(), crate::kernels::gemm::GemmError> {
     if threads <= 1 || lc.batch < 2 {
-        let par = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::Sequential };
+        let par = if threads > 1 { Parallelism::Threads(threads) } else { Parallelism::Sequential };
         return gemm_batched(1.0, a, la, b, lb, 0.0, c, lc, par);
     }
     let first = lc.batch / 2;
@@ -368,7 +368,7 @@ fn batched_product(
     let (a2, b2) = (&a[rest(a, la)..], &b[rest(b, lb)..]);
     let (c1, c2) = c.split_at_mut(rest(c, lc));
     let (t1, t2) = (threads / 2, threads - threads / 2);
-    let (r1, r2) = rayon::join(
+    let (r1, r2) = crate::kernels::team::join(
         || batched_product(a, with_batch(la, first), b, with_batch(lb, first), c1, with_batch(lc, first), t1),
         || {
             let n = lc.batch - first;
@@ -407,7 +407,7 @@ fn update_in_parts(
         (*a, *b) = std::mem::take(s).split_at_mut(half);
     }
     let n = slots.len();
-    rayon::join(
+    crate::kernels::team::join(
         || optim::apply(kind, p0, g0, &mut firsts[..n], c, lr_t),
         || optim::apply(kind, p1, g1, &mut seconds[..n], c, lr_t),
     );

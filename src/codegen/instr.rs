@@ -152,12 +152,20 @@ pub enum SpecializeError {
     Unbound(u32),
     #[error("{0} values are not supported by the JIT as inputs or parameters")]
     DType(DType),
+    #[error("node %{0}: the stacked products it sums do not join into one product")]
+    Unjoined(u32),
 }
 
 /// Threads a product of `m·k·n` multiply-adds gets.
 pub fn gemm_threads(flops: usize, threads: usize, threshold: usize) -> usize {
     if threads > 1 && flops >= threshold { threads } else { 1 }
 }
+
+/// Multiply-adds from which a product is split between threads: about a microsecond of
+/// one core's work, as long as handing half of it to a spinning worker of the team
+/// (`kernels::team`) and waiting for it. (With rayon's fork-join, which wakes a sleeping
+/// worker, 1M was the break-even.)
+pub const PARALLEL_THRESHOLD: usize = 1 << 15;
 
 /// Options of the specialization.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -170,6 +178,6 @@ pub struct PlanOptions {
 
 impl Default for PlanOptions {
     fn default() -> PlanOptions {
-        PlanOptions { threads: 1, parallel_threshold: 1 << 20 }
+        PlanOptions { threads: 1, parallel_threshold: PARALLEL_THRESHOLD }
     }
 }

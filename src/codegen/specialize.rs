@@ -330,6 +330,25 @@ pub fn specialize(
                     let inputs = inputs.iter().map(|x| ptr(x.0)).collect();
                     Instr::Kernel { kernel, inputs, outputs: vec![ptr(*node)], rows, cols }
                 }
+                StepKind::MatMul { node, a, b, summed: true, .. } => {
+                    let product = g.node(*node).inputs[0];
+                    let operands = &g.node(product).inputs;
+                    let la = batch_layout(&shapes[operands[0].index()], a.transposed);
+                    let lb = batch_layout(&shapes[operands[1].index()], b.transposed);
+                    let (la, lb) = stack_into_depth(la, lb).ok_or(SpecializeError::Unjoined(node.0))?;
+                    let (m, k, n) = (la.rows, la.cols, lb.cols);
+                    Instr::Gemm {
+                        a: ptr(a.node),
+                        b: ptr(b.node),
+                        c: ptr(*node),
+                        layouts: [la, lb, Layout::row_major(m, n)].map(|matrix| BatchLayout {
+                            batch: 1,
+                            batch_stride: 0,
+                            matrix,
+                        }),
+                        threads: gemm_threads(m * k * n, options.threads, options.parallel_threshold),
+                    }
+                }
                 StepKind::MatMul { node, a, b, .. } => {
                     let operands = &g.node(*node).inputs;
                     let la = batch_layout(&shapes[operands[0].index()], a.transposed);
@@ -540,6 +559,17 @@ fn fold_batch([la, lb, lc]: [BatchLayout; 3]) -> [BatchLayout; 3] {
     }
     let tall = |l: BatchLayout| BatchLayout::row_major(1, l.batch * l.matrix.rows, l.matrix.cols);
     [tall(la), BatchLayout { batch: 1, ..lb }, tall(lc)]
+}
+
+/// `Σ_b A_b·B_b` as one product `[A_1 A_2 …]·[B_1; B_2; …]`: the stack joins the depth
+/// when each of A's matrices continues the previous one along its columns and each of B's
+/// along its rows (A a transposed dense stack, B a dense one); `None` otherwise.
+fn stack_into_depth(la: BatchLayout, lb: BatchLayout) -> Option<(Layout, Layout)> {
+    let (a, b) = (la.matrix, lb.matrix);
+    let joins = la.batch == lb.batch
+        && la.batch_stride == a.cols * a.col_stride
+        && lb.batch_stride == b.rows * b.row_stride;
+    joins.then(|| (Layout { cols: a.cols * la.batch, ..a }, Layout { rows: b.rows * lb.batch, ..b }))
 }
 
 /// The dimensions without their leading 1s.

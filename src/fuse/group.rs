@@ -16,7 +16,7 @@
 use super::access::operand_access;
 use super::{FuseError, Loc, MatOperand, Schedule, Step, StepKind};
 use crate::codegen::{Access, KernelExpr, ReduceAxis};
-use crate::ir::{BinaryOp, Graph, NodeId, Op, UnaryOp};
+use crate::ir::{BinaryOp, Graph, NodeId, Op, ReduceOp, UnaryOp};
 use crate::shape::{DType, Dim};
 
 /// The largest expression a value may be inlined as; larger ones are stored.
@@ -113,6 +113,25 @@ fn is_transposed_view(graph: &Graph, id: NodeId, consumers: &[NodeId], is_output
         && graph.node(id).ty.dtype == DType::F32
         && !consumers.is_empty()
         && consumers.iter().all(|&c| matches!(graph.node(c).op, Op::MatMul))
+}
+
+/// The node summing the stacked product `id` over all its batch axes, when that sum is its
+/// only reader: `Σ_b A_bᵀ·B_b` with every `A_b` and `B_b` the same shape as the product's
+/// stack. When A is read transposed and B is not (the weight gradient of a dense layer over
+/// a sequence, `Σ_b X_bᵀ·dY_b`), the batch axis joins the depth of one product,
+/// `[X_1; X_2; …]ᵀ·[dY_1; dY_2; …]`, with neither the stack of products nor its sum stored.
+fn summed_over_batch(graph: &Graph, id: NodeId, consumers: &[NodeId], is_output: bool) -> Option<NodeId> {
+    let node = graph.node(id);
+    let shape = &node.ty.shape;
+    let rank = shape.len();
+    let [sum] = consumers else { return None };
+    let same_stack = node.inputs.iter().all(|&x| {
+        let s = &graph.ty(x).shape;
+        s.len() == rank && s[..rank - 2] == shape[..rank - 2]
+    });
+    let sums_the_stack = matches!(&graph.node(*sum).op,
+        Op::Reduce { op: ReduceOp::Sum, axes, keep: false } if axes.iter().copied().eq(0..rank - 2));
+    (rank >= 3 && !is_output && node.ty.dtype == DType::F32 && same_stack && sums_the_stack).then_some(*sum)
 }
 
 /// Why a build attempt stopped: the node must be stored, or computed by the fallback.
@@ -267,10 +286,19 @@ impl<'g> Builder<'g> {
                     self.push(StepKind::Constant { node: id })
                 }
                 (Class::Fusible, _) => self.elementwise(id)?,
+                (_, Op::Reduce { .. }) if matches!(self.locs[node.inputs[0].index()], Loc::Summed(_)) => {
+                    let product = graph.node(node.inputs[0]);
+                    let (a, b) = (self.mat_operand(product.inputs[0]), self.mat_operand(product.inputs[1]));
+                    self.push(StepKind::MatMul { node: id, a, b, epilogue: None, summed: true })
+                }
                 (Class::Reduce, Op::Reduce { op, axes, .. }) => self.reduce(id, *op, axes)?,
                 (Class::MatMul, _) => {
                     let (a, b) = (self.mat_operand(node.inputs[0]), self.mat_operand(node.inputs[1]));
-                    self.push(StepKind::MatMul { node: id, a, b, epilogue: None })
+                    match summed_over_batch(graph, id, &consumers[i], self.is_output[i]) {
+                        // The sum's own step computes it as one deeper product.
+                        Some(sum) if a.transposed && !b.transposed => Loc::Summed(sum),
+                        _ => self.push(StepKind::MatMul { node: id, a, b, epilogue: None, summed: false }),
+                    }
                 }
                 (Class::Transpose, _) if is_transposed_view(graph, id, &consumers[i], self.is_output[i]) => {
                     Loc::Transposed(node.inputs[0])
@@ -333,7 +361,9 @@ impl<'g> Builder<'g> {
                 }
                 Ok(ctx.input(storage, access))
             }
-            Loc::Dead | Loc::Transposed(_) => unreachable!("kernels read only live, untransposed values"),
+            Loc::Dead | Loc::Transposed(_) | Loc::Summed(_) => {
+                unreachable!("kernels read only live, untransposed values")
+            }
         }
     }
 

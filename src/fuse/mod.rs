@@ -46,6 +46,9 @@ pub enum Loc {
     Alias(NodeId),
     /// The node's last two axes swapped, folded into the matrix products that read it.
     Transposed(NodeId),
+    /// A stacked matrix product computed only as its sum over the stack, by the product
+    /// step of that sum (`StepKind::MatMul` with `summed`).
+    Summed(NodeId),
 }
 
 /// A matrix-product operand: a value, possibly read through a transposed view.
@@ -75,8 +78,10 @@ pub enum StepKind {
         expr: KernelExpr,
     },
     /// `node = a @ b` on the tuned GEMM; `epilogue` is the elementwise step that follows on
-    /// its output, if any.
-    MatMul { node: NodeId, a: MatOperand, b: MatOperand, epilogue: Option<usize> },
+    /// its output, if any. When `summed`, `node` is the sum of the stacked product `a @ b`
+    /// over its batch axes (`a` read transposed, `b` not), computed as one product whose
+    /// depth runs over the stack.
+    MatMul { node: NodeId, a: MatOperand, b: MatOperand, epilogue: Option<usize>, summed: bool },
     /// `node = one_hot(labels)`.
     OneHot { node: NodeId, labels: NodeId, depth: usize },
     /// A value that does not change between runs (a fill, a size), computed once when

@@ -111,9 +111,14 @@ pub fn print_schedule(s: &Schedule) -> String {
                 write_kernel_expr(expr, &mut text);
                 let _ = writeln!(out, "        %{} = {name}({text}) : {}", node.0, g.ty(*node));
             }
-            StepKind::MatMul { node, a, b, .. } => {
+            StepKind::MatMul { node, a, b, summed: false, .. } => {
                 let _ =
                     writeln!(out, "matmul %{} = {} @ {} : {}", node.0, operand(a), operand(b), g.ty(*node));
+            }
+            StepKind::MatMul { node, a, b, summed: true, .. } => {
+                let (x, y) = (operand(a), operand(b));
+                let _ =
+                    writeln!(out, "matmul %{} = sum over the stack of {x} @ {y} : {}", node.0, g.ty(*node));
             }
             StepKind::OneHot { node, labels, depth } => {
                 let _ = writeln!(

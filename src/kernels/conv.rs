@@ -321,7 +321,7 @@ where
     let mid = images.start + images.len() * left / parts;
     let (out_l, out_r) = out.split_at_mut((mid - images.start) * out_per_image);
     let (scratch_l, scratch_r) = scratch.split_at_mut(left * scratch_per_part);
-    let (a, b) = rayon::join(
+    let (a, b) = super::team::join(
         || split_images(images.start..mid, left, (out_l, out_per_image), (scratch_l, scratch_per_part), work),
         || {
             split_images(

@@ -52,16 +52,16 @@ pub enum Parallelism {
     /// The calling thread only (the right choice for the small products of a training step).
     #[default]
     Sequential,
-    /// Up to `n` threads of rayon's global pool (`0` = as many as the pool has).
-    Rayon(usize),
+    /// Up to `n` threads of the kernels' team (`0` = one per core).
+    Threads(usize),
 }
 
 impl Parallelism {
     fn threads(self) -> usize {
         match self {
             Parallelism::Sequential => 1,
-            Parallelism::Rayon(0) => rayon::current_num_threads(),
-            Parallelism::Rayon(n) => n,
+            Parallelism::Threads(0) => super::team::size(),
+            Parallelism::Threads(n) => n,
         }
     }
 }

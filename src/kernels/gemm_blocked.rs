@@ -11,6 +11,7 @@
 
 use super::gemm::Layout;
 use super::gemm_micro::{APanel, MR, NR, Tile, kernel, kernel_into, row_times_matrix, store_row};
+use super::gemm_pack::pack_b;
 use std::cell::RefCell;
 
 /// Depth of one block: an A panel (6 × 256) and a B panel (256 × 16) stay in L1.
@@ -48,7 +49,7 @@ pub(crate) struct Operands<'a> {
     pub cl: Layout,
 }
 
-/// Runs the product on up to `threads` threads of rayon's pool.
+/// Runs the product on up to `threads` threads of the team (`team.rs`).
 pub(crate) fn product(ops: Operands<'_>, c: &mut [f32], threads: usize) {
     let (m, n) = (ops.cl.rows, ops.cl.cols);
     if m == 0 || n == 0 {
@@ -70,7 +71,7 @@ pub(crate) fn product(ops: Operands<'_>, c: &mut [f32], threads: usize) {
         };
         if let Some((at, (first, second))) = halves {
             let (c_first, c_second) = c.split_at_mut(at.min(c.len()));
-            rayon::join(
+            super::team::join(
                 || product(first, c_first, threads / 2),
                 || product(second, c_second, threads - threads / 2),
             );
@@ -207,23 +208,6 @@ fn pack_a(a: &[f32], al: Layout, i0: usize, pc: usize, kc: usize, out: &mut [f32
     for i in 0..rows {
         for p in 0..kc {
             out[p * MR + i] = a[start(i) + p * al.col_stride];
-        }
-    }
-}
-
-/// Packs columns `j0..j0 + 16` of B, depth `pc..pc + kc`, zero past its last column.
-fn pack_b(b: &[f32], bl: Layout, pc: usize, kc: usize, j0: usize, out: &mut [f32]) {
-    let cols = NR.min(bl.cols - j0);
-    for (p, step) in out.chunks_exact_mut(NR).take(kc).enumerate() {
-        let base = (pc + p) * bl.row_stride + j0 * bl.col_stride;
-        if bl.col_stride == 1 {
-            // The common case, a row-major B: one contiguous copy per step.
-            step[..cols].copy_from_slice(&b[base..base + cols]);
-            step[cols..].fill(0.0);
-        } else {
-            for (j, v) in step.iter_mut().enumerate() {
-                *v = if j < cols { b[base + j * bl.col_stride] } else { 0.0 };
-            }
         }
     }
 }

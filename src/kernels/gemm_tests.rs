@@ -78,7 +78,7 @@ fn matches_naive_on_random_shapes_and_transposes() {
             let (alpha, beta) = [(1.0, 0.0), (0.5, 1.0), (-2.0, 0.25)][variant % 3];
             let want = naive(alpha, &a, al, &b, bl, beta, &c, cl);
             let par =
-                if variant == 5 || variant == 2 { Parallelism::Rayon(2) } else { Parallelism::Sequential };
+                if variant == 5 || variant == 2 { Parallelism::Threads(2) } else { Parallelism::Sequential };
             gemm(
                 alpha,
                 MatRef::new(&a, al).unwrap(),

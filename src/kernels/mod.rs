@@ -6,6 +6,8 @@ pub mod conv;
 pub mod gemm;
 mod gemm_blocked;
 mod gemm_micro;
+mod gemm_pack;
 pub(crate) use gemm_micro::has_avx2_fma;
 pub mod pool;
 mod simd;
+pub mod team;

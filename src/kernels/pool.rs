@@ -148,7 +148,7 @@ fn in_parts<W>(
     let left = parts / 2;
     let mid = images.start + images.len() * left / parts;
     let (out_l, out_r) = out.split_at_mut((mid - images.start) * per);
-    rayon::join(
+    super::team::join(
         || in_parts(geo, images.start..mid, left, (out_l, per), work),
         || in_parts(geo, mid..images.end, parts - left, (out_r, per), work),
     );

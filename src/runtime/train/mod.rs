@@ -48,18 +48,16 @@ pub struct RunConfig {
     /// Show a live progress bar (`None`: when stdout is a terminal).
     pub interactive: Option<bool>,
     pub backend: Option<BackendKind>,
-    /// Threads the JIT may give a large matrix product (default 1).
+    /// Threads the JIT may split a matrix product, a convolution or an update between
+    /// (default: one per core).
     pub threads: Option<usize>,
 }
 
 impl RunConfig {
     /// The JIT's options for this run.
     pub fn plan_options(&self) -> crate::codegen::PlanOptions {
-        let mut options = crate::codegen::PlanOptions::default();
-        if let Some(t) = self.threads {
-            options.threads = t.max(1);
-        }
-        options
+        let threads = self.threads.unwrap_or_else(crate::kernels::team::size).max(1);
+        crate::codegen::PlanOptions { threads, ..Default::default() }
     }
 }
 
