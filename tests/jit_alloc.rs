@@ -39,13 +39,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn stepper(path: &str) -> (JitStepper, dnnc::ir::Graph) {
+fn stepper(path: &str, threads: usize) -> (JitStepper, dnnc::ir::Graph) {
     let program = support::program(path);
     let spec = support::train_spec(&program);
     let graph = step_graph(spec).expect("step graph");
     let store = ParamStore::init(spec.train_graph.as_ref().expect("train graph"), 1).expect("init");
     let opt = dnnc::runtime::optim::OptimizerSpec::from_call("Adam", &[]).expect("Adam");
-    let s = JitStepper::new(&graph, store, opt, 0, PlanOptions::default()).expect("the JIT compiles it");
+    let options = PlanOptions { threads, ..PlanOptions::default() };
+    let s = JitStepper::new(&graph, store, opt, 0, options).expect("the JIT compiles it");
     (s, graph)
 }
 
@@ -56,9 +57,16 @@ fn batch(graph: &dnnc::ir::Graph, b: usize, classes: u64) -> Vec<Value> {
 /// The counter is global: tests take turns.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// With one thread, and with two (the team's splits, a loop's batch halves).
 fn assert_steps_do_not_allocate(path: &str, classes: u64) {
+    for threads in [1, 2] {
+        assert_steps_on_threads_do_not_allocate(path, classes, threads);
+    }
+}
+
+fn assert_steps_on_threads_do_not_allocate(path: &str, classes: u64, threads: usize) {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (mut s, graph) = stepper(path);
+    let (mut s, graph) = stepper(path, threads);
     let x = batch(&graph, 32, classes);
     let mut loss = 0.0;
     // The first step compiles; the second warms whatever the GEMM caches per thread.
@@ -73,7 +81,7 @@ fn assert_steps_do_not_allocate(path: &str, classes: u64) {
     let steps = ALLOCATIONS.load(Ordering::Relaxed) - before;
     assert!(loss.is_finite());
     assert!(!s.plans().is_empty(), "{path}: the steps ran on the JIT");
-    assert_eq!(steps, 0, "{path}: 10 warm steps allocated {steps} times");
+    assert_eq!(steps, 0, "{path}, {threads} thread(s): 10 warm steps allocated {steps} times");
 }
 
 #[test]

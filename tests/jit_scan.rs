@@ -67,11 +67,18 @@ fn arguments(g: &Graph, batch: usize, seed: u64) -> (Vec<Value>, Vec<Value>) {
     (inputs, params)
 }
 
-/// Runs `g` on the JIT and the interpreter and compares every output; returns the loops
-/// in the plan and how many times loops ran in one JIT run.
+/// Runs `g` on the JIT (with one thread and with two, which may run a loop's batch in
+/// halves) and on the interpreter and compares every output; returns the loops in the plan
+/// and how many times loops ran in one JIT run.
 fn compare(g: &Graph, batch: usize) -> (usize, u64) {
+    let one = compare_on(g, batch, 1);
+    assert_eq!(compare_on(g, batch, 2), one, "two threads plan and run the loops as one does");
+    one
+}
+
+fn compare_on(g: &Graph, batch: usize, threads: usize) -> (usize, u64) {
     let (inputs, params) = arguments(g, batch, 11);
-    let mut jit = JitExecutable::new(g, 0, PlanOptions::default());
+    let mut jit = JitExecutable::new(g, 0, PlanOptions { threads, ..PlanOptions::default() });
     let program = jit.program(&inputs).expect("binds").expect("the JIT compiles the graph");
     let plan = program.plan();
     let loops = plan.instrs.iter().filter(|i| matches!(i, Instr::Scan(_))).count();
@@ -178,4 +185,64 @@ fn gradients_of_stacked_and_final_results_match_the_interpreter() {
         assert_eq!(loops as u64, runs);
         assert_eq!(loops, 4, "one forward loop and one backward loop per result");
     }
+}
+
+/// The scan loops of `g`'s plan with `threads`, as whether each runs in batch halves, and
+/// the outputs of one run.
+fn halves_and_outputs(g: &Graph, batch: usize, threads: usize) -> (Vec<bool>, Vec<Value>) {
+    let (inputs, params) = arguments(g, batch, 5);
+    let mut jit = JitExecutable::new(g, 0, PlanOptions { threads, ..PlanOptions::default() });
+    let program = jit.program(&inputs).expect("binds").expect("compiles");
+    let halves = program
+        .plan()
+        .instrs
+        .iter()
+        .filter_map(|i| match i {
+            Instr::Scan(lp) => Some(lp.halves.is_some()),
+            _ => None,
+        })
+        .collect();
+    (halves, jit.run(&inputs, &params, 0).expect("runs"))
+}
+
+/// A body that keeps batch rows apart runs as two loops over the halves of the batch when
+/// the step has two threads, even and uneven, giving what one loop gives to within f32
+/// rounding (a one-row half takes the product's row-times-matrix path, which adds in
+/// another order).
+#[test]
+fn a_row_wise_loop_runs_in_two_halves_of_the_batch_with_the_same_results() {
+    for batch in [2, 5, 8] {
+        let g = rnn_graph(false);
+        let (split, two) = halves_and_outputs(&g, batch, 2);
+        let (whole, one) = halves_and_outputs(&g, batch, 1);
+        assert_eq!((split, whole), (vec![true], vec![false]), "batch {batch}");
+        for (a, b) in two.iter().zip(&one) {
+            let (a, b) = (a.to_f64(), b.to_f64());
+            assert_eq!(a.shape(), b.shape());
+            for (x, y) in a.iter().zip(b.iter()) {
+                assert!((x - y).abs() <= 1e-6 * y.abs().max(1.0), "batch {batch}: halves {x}, whole {y}");
+            }
+        }
+    }
+}
+
+/// A body that mixes rows (a carry plus the sum of the carry over the batch) is never
+/// split, and still matches the interpreter with two threads.
+#[test]
+fn a_loop_that_mixes_batch_rows_runs_whole() {
+    let mut body = Graph::new("mixing_step");
+    let h = body.add_input("h", f32t("B, 3"), sp());
+    let x = body.add_input("x", f32t("B, 3"), sp());
+    let total = body.reduce(ReduceOp::Sum, h, vec![0], true, sp()).expect("types");
+    let mixed = body.binary(BinaryOp::Add, total, x, sp()).expect("types");
+    let new_h = body.unary(dnnc::ir::UnaryOp::Tanh, mixed, sp()).expect("types");
+    body.outputs = vec![("h".into(), new_h)];
+    let mut g = Graph::new("mixing");
+    let xs = g.add_input("xs", f32t("B, 4, 3"), sp());
+    let h0 = g.add_input("h0", f32t("B, 3"), sp());
+    let out = scan(&mut g, body, 1, 1, false, ScanOutput::Final(0), &[h0, xs]).expect("types");
+    g.outputs.push(("h".into(), out));
+    let (split, _) = halves_and_outputs(&g, 4, 2);
+    assert_eq!(split, vec![false]);
+    assert_eq!(compare(&g, 4), (1, 1));
 }

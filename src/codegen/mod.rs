@@ -26,6 +26,7 @@ pub mod program;
 mod rows;
 mod scalar_math;
 mod scan;
+mod scan_rows;
 pub mod specialize;
 pub mod strided;
 pub mod update;

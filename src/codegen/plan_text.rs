@@ -128,9 +128,13 @@ impl Plan {
                 Instr::Scan(lp) => {
                     let ins: Vec<Ptr> = lp.operands.iter().map(|x| x.0).collect();
                     let outs: Vec<Ptr> = lp.results.iter().map(|x| x.1).collect();
+                    let halves = match &lp.halves {
+                        Some(h) => format!(", batch rows ..{} and {}.. side by side", h.rows, h.rows),
+                        None => String::new(),
+                    };
                     writeln!(
                         out,
-                        "scan %{}{} {} steps, body of {} instructions ({}) -> {}",
+                        "scan %{}{} {} steps, body of {} instructions{halves} ({}) -> {}",
                         lp.node.0,
                         if lp.reverse { " reverse" } else { "" },
                         lp.steps,

@@ -15,6 +15,12 @@
 //! the `final` results. Scratch is allocated when the program is built: a run allocates
 //! nothing.
 //!
+//! Lanes: when the step has two threads and the body keeps batch rows apart
+//! (`scan_rows.rs`), the loop runs as two lanes, each over one half of the batch with its
+//! own compiled body, scratch and rows of every result, side by side on the kernels' team.
+//! The halves meet only at the end of the loop: per-step products of a training batch are
+//! too small to split with profit, but a whole half of the loop is not.
+//!
 //! Invariants: the results of a group are disjoint from its operands and from each other
 //! (`specialize` starts the lifetime of every member's result at the leader's
 //! instruction); every length a run relies on was checked against the body's plan here.
@@ -25,6 +31,7 @@ use super::specialize::{Base, Instr, Plan, PlanOptions, Ptr, specialize};
 use crate::fuse::{Schedule, StepKind};
 use crate::ir::{Graph, NodeId, Op, RunError, ScanOutput};
 use crate::shape::{DType, Dim, SymEnv};
+use std::ops::Range;
 
 /// A loop over time with its specialized body: the payload of [`Instr::Scan`].
 #[derive(Clone, Debug, PartialEq)]
@@ -42,6 +49,16 @@ pub struct ScanLoop {
     pub operands: Vec<(Ptr, DType, Vec<usize>)>,
     /// Every result the loop writes, one per member node.
     pub results: Vec<(ScanOutput, Ptr, DType, Vec<usize>)>,
+    /// When the body keeps batch rows apart and the step has threads to spare: the body
+    /// specialized for the two halves of the batch, run side by side.
+    pub halves: Option<Box<Halves>>,
+}
+
+/// A loop split by batch rows: `plans[0]` runs rows `..rows`, `plans[1]` the rest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Halves {
+    pub rows: usize,
+    pub plans: [Plan; 2],
 }
 
 /// What `specialize` makes of one schedule step.
@@ -62,6 +79,7 @@ struct Prepared {
     body: Graph,
     plan: Plan,
     steps: usize,
+    halves: Option<Box<Halves>>,
 }
 
 /// The scan groups of a schedule.
@@ -154,6 +172,7 @@ impl ScanLoops {
             steps: p.steps,
             operands,
             results,
+            halves: p.halves.clone(),
         })))
     }
 }
@@ -190,6 +209,7 @@ fn prepare(g: &Graph, node: NodeId, shapes: &[Vec<usize>], options: PlanOptions)
     }
     let schedule = crate::fuse::schedule(body).ok()?;
     let plan = specialize(&schedule, &env, None, options).ok()?;
+    let halves = halves(&schedule, ins, shapes, &env, options, k, m);
     // The runner reads every body output after a step: i64 outputs must be in the i64 arena.
     let unreadable = plan.outputs.iter().any(|(p, d, _)| *d == DType::I64 && matches!(p.base, Base::Ext(_)));
     // Carries keep their size, and every stacked output fits its `[B, T, ..]` result.
@@ -201,7 +221,41 @@ fn prepare(g: &Graph, node: NodeId, shapes: &[Vec<usize>], options: PlanOptions)
         }),
         ScanOutput::Final(j) => j < k,
     };
-    (!unreadable && carries_fit && fits).then_some(Prepared { node, body: schedule.graph, plan, steps })
+    (!unreadable && carries_fit && fits).then_some(Prepared {
+        node,
+        body: schedule.graph,
+        plan,
+        steps,
+        halves,
+    })
+}
+
+/// The body specialized for each half of the batch, when it keeps rows apart
+/// (`scan_rows.rs`), the batch has two rows or more, and the step may use two threads.
+/// Each half runs on one thread, so its products are not split further.
+fn halves(
+    schedule: &Schedule,
+    ins: &[NodeId],
+    shapes: &[Vec<usize>],
+    env: &SymEnv,
+    options: PlanOptions,
+    carries: usize,
+    sequences: usize,
+) -> Option<Box<Halves>> {
+    let body = &schedule.graph;
+    let batch = *shapes[ins[carries].index()].first()?;
+    let Some(Dim::Sym(symbol)) = body.inputs.first().and_then(|i| i.ty.shape.first()) else { return None };
+    if options.threads < 2 || batch < 2 || !super::scan_rows::rows_independent(body, carries, sequences) {
+        return None;
+    }
+    let rows = batch / 2;
+    let one_thread = PlanOptions { threads: 1, ..options };
+    let plan = |n: usize| {
+        let mut env = env.clone();
+        env.rebind(symbol, n);
+        specialize(schedule, &env, None, one_thread).ok()
+    };
+    Some(Box::new(Halves { rows, plans: [plan(rows)?, plan(batch - rows)?] }))
 }
 
 /// A scratch buffer of one element type.
@@ -249,36 +303,137 @@ impl Outer {
     fn len(&self) -> usize {
         self.batch * self.time * self.row
     }
+
+    /// Elements of one batch row (all its steps).
+    fn per_row(&self) -> usize {
+        self.time * self.row
+    }
 }
 
-/// A loop ready to run: the compiled body, the outer tensors as frame slots, and scratch.
+/// Elements `at..at + len` of an outer tensor at address `addr`.
+///
+/// # Safety
+/// `addr` is the tensor's frame address for the current run, where `o.len()` elements of
+/// `o.dtype` live, and `at + len ≤ o.len()`.
+unsafe fn rows_of<'a>(addr: usize, o: &Outer, (at, len): (usize, usize)) -> Slice<'a> {
+    match o.dtype {
+        DType::I64 => Slice::I64(unsafe { std::slice::from_raw_parts((addr as *const i64).add(at), len) }),
+        _ => Slice::F32(unsafe { std::slice::from_raw_parts((addr as *const f32).add(at), len) }),
+    }
+}
+
+/// A result's rows for one lane, writable.
+enum RowsMut<'a> {
+    F32(&'a mut [f32]),
+    I64(&'a mut [i64]),
+}
+
+/// `rows_of` for writing.
+///
+/// # Safety
+/// As `rows_of`, and nothing else reads or writes those rows while the slice lives (the
+/// lanes' rows are disjoint, and results are disjoint from operands).
+unsafe fn rows_of_mut<'a>(addr: usize, o: &Outer, (at, len): (usize, usize)) -> RowsMut<'a> {
+    match o.dtype {
+        DType::I64 => {
+            RowsMut::I64(unsafe { std::slice::from_raw_parts_mut((addr as *mut i64).add(at), len) })
+        }
+        _ => RowsMut::F32(unsafe { std::slice::from_raw_parts_mut((addr as *mut f32).add(at), len) }),
+    }
+}
+
+/// One loop over a run of the batch's rows: its compiled body and scratch.
+struct Lane {
+    /// The batch rows it runs.
+    rows: Range<usize>,
+    body: Program,
+    /// The carries between steps.
+    carries: Vec<Buf>,
+    /// Step `t` of each sequence, contiguous.
+    xs: Vec<Buf>,
+}
+
+// Safety: a lane's `Program` owns its arenas, frame and host context (the raw pointers in
+// it point into its own allocations, or into slices bound for the duration of one run),
+// and its compiled code is plain machine code callable from any thread. A lane is used by
+// one thread at a time: `ScanRunner::run` hands each lane to exactly one side of a join.
+unsafe impl Send for Lane {}
+
+/// What every lane of one run reads: the loop's shape and where the outer tensors are.
+struct Shared<'a> {
+    /// Rows of the whole batch.
+    batch: usize,
+    reverse: bool,
+    steps: usize,
+    step: u64,
+    read: &'a [bool],
+    inits: &'a [Outer],
+    sequences: &'a [Outer],
+    captures: &'a [Outer],
+    results: &'a [(ScanOutput, Outer)],
+    /// This run's frame address of every outer tensor: inits, sequences, captures, results.
+    addrs: &'a [usize],
+}
+
+impl Shared<'_> {
+    fn sequence_addr(&self, i: usize) -> usize {
+        self.addrs[self.inits.len() + i]
+    }
+
+    fn capture_addr(&self, i: usize) -> usize {
+        self.addrs[self.inits.len() + self.sequences.len() + i]
+    }
+
+    fn result_addr(&self, i: usize) -> usize {
+        self.addrs[self.inits.len() + self.sequences.len() + self.captures.len() + i]
+    }
+
+    /// The elements of a carry or final result that batch rows `rows` own, as (first,
+    /// count). A loop run whole owns the whole tensor, which may have no batch axis (a
+    /// carry accumulating a captured weight's gradient); a loop in halves has only
+    /// `[batch, ..]` carries (`scan_rows.rs`).
+    fn share(&self, o: &Outer, rows: &Range<usize>) -> (usize, usize) {
+        if rows.len() == self.batch {
+            (0, o.len())
+        } else {
+            let per_row = o.len() / self.batch;
+            (rows.start * per_row, rows.len() * per_row)
+        }
+    }
+
+    /// The elements of a sequence or stacked result (`[batch, time, ..]`) rows `rows` own.
+    fn timed_share(o: &Outer, rows: &Range<usize>) -> (usize, usize) {
+        (rows.start * o.per_row(), rows.len() * o.per_row())
+    }
+}
+
+/// A loop ready to run: the compiled body (one per lane), the outer tensors as frame slots.
 pub(crate) struct ScanRunner {
     node: NodeId,
-    body: Program,
     reverse: bool,
     steps: usize,
     inits: Vec<Outer>,
     sequences: Vec<Outer>,
     captures: Vec<Outer>,
     results: Vec<(ScanOutput, Outer)>,
-    /// The carries between steps.
-    carries: Vec<Buf>,
-    /// Step `t` of each sequence, contiguous.
-    xs: Vec<Buf>,
+    /// The whole batch, or its two halves run side by side.
+    lanes: Vec<Lane>,
     /// Whether the body reads each sequence; the others are not copied.
     read: Vec<bool>,
+    /// Frame addresses of the outer tensors, refreshed at each run (see `Shared::addrs`).
+    addrs: Vec<usize>,
     /// Runs so far (for tests: one per training step however many nodes read the loop).
     runs: u64,
 }
 
 impl std::fmt::Debug for ScanRunner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "scan %{} over {} steps", self.node.0, self.steps)
+        write!(f, "scan %{} over {} steps in {} lane(s)", self.node.0, self.steps, self.lanes.len())
     }
 }
 
 impl ScanRunner {
-    /// Compiles the body of `lp` and gives every outer pointer a frame slot.
+    /// Compiles the body of `lp` (once per lane) and gives every outer pointer a frame slot.
     pub(super) fn new(
         lp: &ScanLoop,
         slot: &mut dyn FnMut(Ptr) -> usize,
@@ -291,31 +446,44 @@ impl ScanRunner {
             };
         let inits: Vec<Outer> = lp.operands[..k].iter().map(|o| outer(o, false, slot)).collect();
         let sequences: Vec<Outer> = lp.operands[k..k + m].iter().map(|o| outer(o, true, slot)).collect();
-        let captures = lp.operands[k + m..].iter().map(|o| outer(o, false, slot)).collect();
-        let results = lp
+        let captures: Vec<Outer> = lp.operands[k + m..].iter().map(|o| outer(o, false, slot)).collect();
+        let results: Vec<(ScanOutput, Outer)> = lp
             .results
             .iter()
             .map(|(which, p, d, s)| {
                 (*which, outer(&(*p, *d, s.clone()), matches!(which, ScanOutput::Stacked(_)), slot))
             })
             .collect();
-        let carries = inits.iter().map(|o| Buf::new(o.dtype, o.len())).collect();
-        let xs = sequences.iter().map(|o| Buf::new(o.dtype, o.batch * o.row)).collect();
-        let body = Program::new(&lp.body, lp.plan.clone(), seed, false)?;
+        let batch = sequences.first().map_or(1, |o| o.batch).max(1);
+        let lane = |rows: Range<usize>, plan: &Plan| -> Result<Lane, KernelError> {
+            let n = rows.len();
+            // A lane of the whole batch holds whole carries (some may have no batch axis).
+            let carry_len = |o: &Outer| if n == batch { o.len() } else { o.len() / batch * n };
+            Ok(Lane {
+                carries: inits.iter().map(|o| Buf::new(o.dtype, carry_len(o))).collect(),
+                xs: sequences.iter().map(|o| Buf::new(o.dtype, n * o.row)).collect(),
+                body: Program::new(&lp.body, plan.clone(), seed, false)?,
+                rows,
+            })
+        };
+        let lanes = match &lp.halves {
+            Some(h) => vec![lane(0..h.rows, &h.plans[0])?, lane(h.rows..batch, &h.plans[1])?],
+            None => vec![lane(0..batch, &lp.plan)?],
+        };
         let used = read_inputs(&lp.body);
         let read = (k..k + m).map(|i| used.get(i).copied().unwrap_or(true)).collect();
+        let addrs = vec![0; inits.len() + sequences.len() + captures.len() + results.len()];
         Ok(ScanRunner {
             node: lp.node,
-            body,
             reverse: lp.reverse,
             steps: lp.steps,
             inits,
             sequences,
             captures,
             results,
-            carries,
-            xs,
+            lanes,
             read,
+            addrs,
             runs: 0,
         })
     }
@@ -327,28 +495,65 @@ impl ScanRunner {
 
     /// Runs the whole loop, reading and writing the outer tensors through `ctx`'s frame.
     pub(super) fn run(&mut self, ctx: &super::host::HostCtx) -> Result<(), RunError> {
-        let node = self.node;
-        let invalid = |message: String| RunError::InvalidGraph { node, message };
         self.runs += 1;
-        let ScanRunner {
-            body, reverse, steps, inits, sequences, captures, results, carries, xs, read, ..
-        } = self;
-        // Safety (every outer slice below): the plan sized each operand's and result's
-        // buffer for exactly the shape recorded in `Outer`, and results are disjoint from
-        // operands and from each other (module header).
-        for (buf, o) in carries.iter_mut().zip(inits.iter()) {
-            match buf {
-                Buf::F32(b) => b.copy_from_slice(unsafe { ctx.slice::<f32>(o.slot, o.len()) }),
-                Buf::I64(b) => b.copy_from_slice(unsafe { ctx.slice::<i64>(o.slot, o.len()) }),
+        let outers = self.inits.iter().chain(&self.sequences).chain(&self.captures);
+        let outers = outers.chain(self.results.iter().map(|(_, o)| o));
+        for (addr, o) in self.addrs.iter_mut().zip(outers) {
+            *addr = ctx.slot::<u8>(o.slot) as usize;
+        }
+        let shared = Shared {
+            batch: self.sequences.first().map_or(1, |o| o.batch).max(1),
+            reverse: self.reverse,
+            steps: self.steps,
+            step: ctx.step,
+            read: &self.read,
+            inits: &self.inits,
+            sequences: &self.sequences,
+            captures: &self.captures,
+            results: &self.results,
+            addrs: &self.addrs,
+        };
+        let node = self.node;
+        match self.lanes.as_mut_slice() {
+            [whole] => whole.run(node, &shared),
+            [first, second] => {
+                let shared = &shared;
+                let (a, b) =
+                    crate::kernels::team::join(|| first.run(node, shared), || second.run(node, shared));
+                a.and(b)
+            }
+            _ => Err(RunError::InvalidGraph { node, message: "a loop without lanes".into() }),
+        }
+    }
+}
+
+impl Lane {
+    /// Runs every step for this lane's rows, writing only those rows of the results.
+    fn run(&mut self, node: NodeId, sh: &Shared<'_>) -> Result<(), RunError> {
+        let invalid = |message: String| RunError::InvalidGraph { node, message };
+        let Lane { rows, body, carries, xs } = self;
+        let rows = &*rows;
+        let n = rows.len();
+        // Safety (every outer slice below): `sh.addrs` holds this run's frame addresses,
+        // where the plan sized each operand's and result's buffer for exactly the shape in
+        // its `Outer`; results are disjoint from operands and from each other (module
+        // header), and each lane forms slices of its own rows of the results only.
+        for (i, (buf, o)) in carries.iter_mut().zip(sh.inits).enumerate() {
+            match (buf, unsafe { rows_of(sh.addrs[i], o, sh.share(o, rows)) }) {
+                (Buf::F32(b), Slice::F32(d)) if b.len() == d.len() => b.copy_from_slice(d),
+                (Buf::I64(b), Slice::I64(d)) if b.len() == d.len() => b.copy_from_slice(d),
+                _ => return Err(invalid("an initial carry does not fit the carry".into())),
             }
         }
         let (k, m) = (carries.len(), xs.len());
-        for i in 0..*steps {
-            let t = if *reverse { *steps - 1 - i } else { i };
-            for ((buf, o), _) in xs.iter_mut().zip(sequences.iter()).zip(read.iter()).filter(|(_, r)| **r) {
-                match buf {
-                    Buf::F32(b) => step_of(unsafe { ctx.slice::<f32>(o.slot, o.len()) }, b, o, t),
-                    Buf::I64(b) => step_of(unsafe { ctx.slice::<i64>(o.slot, o.len()) }, b, o, t),
+        for i in 0..sh.steps {
+            let t = if sh.reverse { sh.steps - 1 - i } else { i };
+            for (s, (buf, o)) in xs.iter_mut().zip(sh.sequences).enumerate().filter(|(s, _)| sh.read[*s]) {
+                let lane_o = Outer { batch: n, ..*o };
+                match (buf, unsafe { rows_of(sh.sequence_addr(s), o, Shared::timed_share(o, rows)) }) {
+                    (Buf::F32(b), Slice::F32(d)) => step_of(d, b, &lane_o, t),
+                    (Buf::I64(b), Slice::I64(d)) => step_of(d, b, &lane_o, t),
+                    _ => return Err(invalid("a sequence does not fit its step".into())),
                 }
             }
             let input = |i: usize| -> Slice<'_> {
@@ -357,14 +562,11 @@ impl ScanRunner {
                 } else if i < k + m {
                     xs[i - k].as_slice()
                 } else {
-                    let c = &captures[i - k - m];
-                    match c.dtype {
-                        DType::I64 => Slice::I64(unsafe { ctx.slice::<i64>(c.slot, c.len()) }),
-                        _ => Slice::F32(unsafe { ctx.slice::<f32>(c.slot, c.len()) }),
-                    }
+                    let c = &sh.captures[i - k - m];
+                    unsafe { rows_of(sh.capture_addr(i - k - m), c, (0, c.len())) }
                 }
             };
-            body.run_slices(input, ctx.step)?;
+            body.run_slices(input, sh.step)?;
             for (j, buf) in carries.iter_mut().enumerate() {
                 match (buf, body.output(j).0) {
                     (Buf::F32(b), OutputRef::F32(new)) if new.len() == b.len() => b.copy_from_slice(new),
@@ -372,30 +574,30 @@ impl ScanRunner {
                     _ => return Err(invalid(format!("the body's new carry {j} does not fit the carry"))),
                 }
             }
-            for (which, o) in results.iter() {
+            for (r, (which, o)) in sh.results.iter().enumerate() {
                 let ScanOutput::Stacked(j) = *which else { continue };
-                match (body.output(j).0, o.dtype) {
-                    (OutputRef::I64(y), DType::I64) => {
-                        stack_into(y, unsafe { ctx.slice_mut::<i64>(o.slot, o.len()) }, o, t)
-                    }
-                    (OutputRef::F32(y), d) if d != DType::I64 => {
-                        stack_into(y, unsafe { ctx.slice_mut::<f32>(o.slot, o.len()) }, o, t)
-                    }
+                let lane_o = Outer { batch: n, ..*o };
+                match (body.output(j).0, unsafe {
+                    rows_of_mut(sh.result_addr(r), o, Shared::timed_share(o, rows))
+                }) {
+                    (OutputRef::I64(y), RowsMut::I64(out)) => stack_into(y, out, &lane_o, t),
+                    (OutputRef::F32(y), RowsMut::F32(out)) => stack_into(y, out, &lane_o, t),
                     _ => false,
                 }
                 .then_some(())
                 .ok_or_else(|| invalid(format!("body output {j} does not fit its stacked result")))?;
             }
         }
-        for (which, o) in results.iter() {
+        for (r, (which, o)) in sh.results.iter().enumerate() {
             let ScanOutput::Final(j) = *which else { continue };
-            let fits = match (carries.get(j), o.dtype) {
-                (Some(Buf::I64(b)), DType::I64) if b.len() == o.len() => {
-                    unsafe { ctx.slice_mut::<i64>(o.slot, o.len()) }.copy_from_slice(b);
+            let fits = match (carries.get(j), unsafe { rows_of_mut(sh.result_addr(r), o, sh.share(o, rows)) })
+            {
+                (Some(Buf::I64(b)), RowsMut::I64(out)) if b.len() == out.len() => {
+                    out.copy_from_slice(b);
                     true
                 }
-                (Some(Buf::F32(b)), d) if d != DType::I64 && b.len() == o.len() => {
-                    unsafe { ctx.slice_mut::<f32>(o.slot, o.len()) }.copy_from_slice(b);
+                (Some(Buf::F32(b)), RowsMut::F32(out)) if b.len() == out.len() => {
+                    out.copy_from_slice(b);
                     true
                 }
                 _ => false,

@@ -37,6 +37,16 @@ thread_local! {
     static WORKSPACE: RefCell<Option<Workspace>> = const { RefCell::new(None) };
 }
 
+/// Allocates this thread's packing buffers now, not in its first product (the team's
+/// workers call it when they start, so that no training step allocates).
+pub(crate) fn prepare_thread() {
+    WORKSPACE.with(|cell| {
+        if let Ok(mut slot) = cell.try_borrow_mut() {
+            slot.get_or_insert_with(Workspace::new);
+        }
+    });
+}
+
 /// A checked product's operands.
 #[derive(Copy, Clone)]
 pub(crate) struct Operands<'a> {

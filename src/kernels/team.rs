@@ -44,6 +44,8 @@ struct Worker {
     /// Written by the claiming caller before POSTED, read by the worker after RUNNING.
     job: UnsafeCell<Option<JobRef>>,
     parked: AtomicBool,
+    /// Set once the worker's thread has started and prepared its scratch.
+    ready: AtomicBool,
     thread: OnceLock<Thread>,
 }
 
@@ -65,9 +67,14 @@ fn team() -> &'static Team {
                 state: AtomicU8::new(IDLE),
                 job: UnsafeCell::new(None),
                 parked: AtomicBool::new(false),
+                ready: AtomicBool::new(false),
                 thread: OnceLock::new(),
             }));
-            let spawned = thread::Builder::new().name(format!("dnnc-team-{i}")).spawn(move || serve(worker));
+            let spawned = thread::Builder::new().name(format!("dnnc-team-{i}")).spawn(move || {
+                super::gemm_blocked::prepare_thread();
+                worker.ready.store(true, Ordering::Release);
+                serve(worker)
+            });
             match spawned {
                 Ok(handle) => {
                     let _ = worker.thread.set(handle.thread().clone());
@@ -75,6 +82,13 @@ fn team() -> &'static Team {
                 }
                 // No thread, no worker: joins run on the caller.
                 Err(_) => break,
+            }
+        }
+        // Wait until every worker has made its scratch: what a worker allocates belongs to
+        // the team's creation, not to the step that happened to create it.
+        for w in &workers {
+            while !w.ready.load(Ordering::Acquire) {
+                thread::yield_now();
             }
         }
         Team { workers }

@@ -127,6 +127,11 @@ impl SymEnv {
         }
     }
 
+    /// Binds `name` to `value`, replacing an earlier binding.
+    pub fn rebind(&mut self, name: &Arc<str>, value: usize) {
+        self.values.insert(name.clone(), value);
+    }
+
     /// The concrete size of a dimension, if its symbol is bound.
     pub fn resolve(&self, dim: &Dim) -> Option<usize> {
         match dim {
