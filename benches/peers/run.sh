@@ -17,7 +17,7 @@
 #              1e-3, batch 32, length 100, 2 epochs): dnnc's examples/imdb_report.rs and the
 #              peers' B4 (one epoch plus one warm epoch each; PyTorch eager and torch.compile),
 #              then a table of the steady epoch time and the test accuracy after 2 epochs.
-# --threads N  threads dnnc gives large products and convolutions (default 1).
+# --threads N  threads dnnc's compiled step may use (default: dnnc's own, one per core).
 #
 # --setup      creates the peers' virtual environment from PyPI first (a few GB; never in CI):
 #              $PEERS_VENV, default ~/.cache/dnnc/peers-venv. PyTorch comes from its CPU wheel
@@ -33,7 +33,7 @@ EPOCHS=
 BENCH=mlp
 SETUP=0
 SKIP_PEERS=0
-THREADS=1
+THREADS=
 PEERS_DIR=${PEERS_DIR:-/work/shared/peers}
 VENV=${PEERS_VENV:-$HOME/.cache/dnnc/peers-venv}
 OUT=${OUT:-$ROOT/target/peers/results.jsonl}
@@ -70,7 +70,7 @@ if [ "$BENCH" = lstm ]; then
   echo "=== dnnc (JIT), IMDB LSTM"
   (cd "$ROOT" && cargo build --release --example imdb_report 2>&1 | tail -1)
   quiet
-  (cd "$ROOT" && /usr/bin/time -f "dnnc max RSS %M KiB" target/release/examples/imdb_report --data "$DATA" --epochs 2 --threads "$THREADS") \
+  (cd "$ROOT" && /usr/bin/time -f "dnnc max RSS %M KiB" target/release/examples/imdb_report --data "$DATA" --epochs 2 ${THREADS:+--threads "$THREADS"}) \
     2>&1 | tee /dev/stderr | grep '^RESULT ' | sed 's/^RESULT //' >> "$OUT"
   PY="$VENV/bin/python"
   if [ "$SKIP_PEERS" = 0 ] && [ -x "$PY" ]; then
@@ -113,7 +113,7 @@ dnnc_cnn() {
   local hist="$ROOT/target/peers/dnnc-history.json" log="$ROOT/target/peers/dnnc-run.log"
   quiet
   (cd "$ROOT" && /usr/bin/time -f "dnnc max RSS %M KiB" target/release/dnnc run "$2" --data "$3" \
-    --epochs "$EPOCHS" --threads "$THREADS" --history "$hist") 2>&1 | tee "$log" >&2
+    --epochs "$EPOCHS" ${THREADS:+--threads "$THREADS"} --history "$hist") 2>&1 | tee "$log" >&2
   python3 - "$1" "$hist" "$log" >> "$OUT" <<'PY'
 import json, re, statistics, sys
 name, hist, log = sys.argv[1:4]
@@ -135,13 +135,13 @@ case $BENCH in
     echo "=== dnnc (JIT)"
     (cd "$ROOT" && cargo build --release --example mnist_report 2>&1 | tail -1)
     quiet
-    (cd "$ROOT" && /usr/bin/time -f "dnnc max RSS %M KiB" target/release/examples/mnist_report --data "$DATA" --epochs "$EPOCHS") \
+    (cd "$ROOT" && /usr/bin/time -f "dnnc max RSS %M KiB" target/release/examples/mnist_report --data "$DATA" --epochs "$EPOCHS" ${THREADS:+--threads "$THREADS"}) \
       2>&1 | tee /dev/stderr | grep '^RESULT ' | sed 's/^RESULT //' >> "$OUT"
     ;;
   cnn)
     echo "=== dnnc (JIT): examples/mnist_cnn.dnn"
     (cd "$ROOT" && cargo build --release --bin dnnc 2>&1 | tail -1)
-    dnnc_cnn "dnnc (jit, $THREADS thread(s))" examples/mnist_cnn.dnn "$DATA"
+    dnnc_cnn "dnnc (jit, ${THREADS:-default} threads)" examples/mnist_cnn.dnn "$DATA"
     PEER_ARGS=(--bench B2)
     ;;
   cifar)
@@ -151,7 +151,7 @@ case $BENCH in
     if [ ! -f "$PROXY/cifar10/test_batch.bin" ]; then
       "$VENV/bin/python" "$ROOT/benches/peers/write_cifar_proxy.py" "$PEERS_DIR" "$DATA" "$PROXY" || exit 1
     fi
-    dnnc_cnn "dnnc (jit, $THREADS thread(s))" benches/peers/cifar_b3.dnn "$PROXY"
+    dnnc_cnn "dnnc (jit, ${THREADS:-default} threads)" benches/peers/cifar_b3.dnn "$PROXY"
     PEER_ARGS=(--bench B3 --synthetic-cifar)
     ;;
 esac
