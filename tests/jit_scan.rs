@@ -76,9 +76,14 @@ fn compare(g: &Graph, batch: usize) -> (usize, u64) {
     one
 }
 
+/// The JIT of `g` with `threads` threads.
+fn jit_on(g: &Graph, threads: usize) -> JitExecutable {
+    JitExecutable::new(g, 0, PlanOptions { threads, ..PlanOptions::default() })
+}
+
 fn compare_on(g: &Graph, batch: usize, threads: usize) -> (usize, u64) {
     let (inputs, params) = arguments(g, batch, 11);
-    let mut jit = JitExecutable::new(g, 0, PlanOptions { threads, ..PlanOptions::default() });
+    let mut jit = jit_on(g, threads);
     let program = jit.program(&inputs).expect("binds").expect("the JIT compiles the graph");
     let plan = program.plan();
     let loops = plan.instrs.iter().filter(|i| matches!(i, Instr::Scan(_))).count();
@@ -191,7 +196,7 @@ fn gradients_of_stacked_and_final_results_match_the_interpreter() {
 /// the outputs of one run.
 fn halves_and_outputs(g: &Graph, batch: usize, threads: usize) -> (Vec<bool>, Vec<Value>) {
     let (inputs, params) = arguments(g, batch, 5);
-    let mut jit = JitExecutable::new(g, 0, PlanOptions { threads, ..PlanOptions::default() });
+    let mut jit = jit_on(g, threads);
     let program = jit.program(&inputs).expect("binds").expect("compiles");
     let halves = program
         .plan()

@@ -13,7 +13,7 @@ use crate::ir::{NodeId, Op, RunError};
 use crate::kernels::gemm::{BatchLayout, Parallelism, gemm_batched};
 use crate::ops::{self, EvalCtx, Value};
 use crate::runtime::clip::norm_scale;
-use crate::runtime::optim::{self, Common, OptimizerKind};
+use crate::runtime::optim::{self, Common, MAX_SLOTS, OptimizerKind};
 use crate::shape::DType;
 use crate::source::Span;
 use ndarray::{ArrayD, IxDyn};
@@ -228,7 +228,8 @@ impl HostCtx {
                 for (view, &s) in state.iter_mut().zip(slots) {
                     *view = unsafe { self.slice_mut::<f32>(s, len) };
                 }
-                update_in_parts(kind, p, g, &mut state[..slots.len()], common, lr_t, *threads);
+                let slots = &mut state[..slots.len()];
+                optim::apply_in_parts(optim::ParamUpdate { kind, p, g, slots, c: common, lr_t }, *threads);
                 Ok(())
             }
             HostOp::Guard { values } => {
@@ -378,41 +379,6 @@ fn batched_product(
     r1.and(r2)
 }
 
-/// The most slots an optimizer keeps (centered RMSprop with momentum).
-pub(crate) const MAX_SLOTS: usize = 3;
-
-/// Parameters from this many elements are updated in two halves on two threads.
-const PARALLEL_UPDATE: usize = 1 << 16;
-
-/// `optim::apply` over the whole parameter, or its two halves side by side.
-fn update_in_parts(
-    kind: &OptimizerKind,
-    p: &mut [f32],
-    g: &[f32],
-    slots: &mut [&mut [f32]],
-    c: Common,
-    lr_t: f32,
-    threads: usize,
-) {
-    if threads < 2 || p.len() < PARALLEL_UPDATE {
-        optim::apply(kind, p, g, slots, c, lr_t);
-        return;
-    }
-    let half = p.len() / 2;
-    let (p0, p1) = p.split_at_mut(half);
-    let (g0, g1) = g.split_at(half);
-    let mut firsts: [&mut [f32]; MAX_SLOTS] = Default::default();
-    let mut seconds: [&mut [f32]; MAX_SLOTS] = Default::default();
-    for ((s, a), b) in slots.iter_mut().zip(&mut firsts).zip(&mut seconds) {
-        (*a, *b) = std::mem::take(s).split_at_mut(half);
-    }
-    let n = slots.len();
-    crate::kernels::team::join(
-        || optim::apply(kind, p0, g0, &mut firsts[..n], c, lr_t),
-        || optim::apply(kind, p1, g1, &mut seconds[..n], c, lr_t),
-    );
-}
-
 /// Whether no element is a NaN or an infinity (the guard reads every gradient, so it runs
 /// 8-wide where the CPU has AVX2).
 fn all_finite(values: &[f32]) -> bool {
@@ -473,26 +439,6 @@ pub(crate) unsafe extern "C" fn dnnc_host_call(ctx: *mut HostCtx, index: usize) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_update_split_over_two_threads_equals_the_whole() {
-        let n = PARALLEL_UPDATE + 7;
-        let wave = |k: f32| (0..n).map(|i| ((i as f32) * k).sin()).collect::<Vec<f32>>();
-        let kind = OptimizerKind::RmsProp { rho: 0.9, momentum: 0.5, epsilon: 1e-7, centered: true };
-        let c = Common { lr: 0.01, scale: 0.5, clip: 0.3, l2: 0.01, decay: 0.999 };
-        let g = wave(0.37);
-        let mut runs = Vec::new();
-        for threads in [1, 2] {
-            let mut s0: Vec<f32> = wave(0.05).iter().map(|v| v.abs()).collect();
-            let (mut p, mut s1, mut s2) = (wave(0.11), wave(0.21), wave(0.13));
-            update_in_parts(&kind, &mut p, &g, &mut [&mut s0, &mut s1, &mut s2], c, 0.01, threads);
-            runs.push([p, s0, s1, s2]);
-        }
-        for (k, (one, two)) in runs[0].iter().zip(&runs[1]).enumerate() {
-            assert!(one.iter().zip(two).all(|(a, b)| a.to_bits() == b.to_bits()), "buffer {k}");
-        }
-        assert!(runs[0][0].iter().zip(wave(0.11)).skip(1).all(|(a, b)| *a != b), "every parameter moved");
-    }
 
     #[test]
     fn every_non_finite_value_is_found_wherever_it_lies() {

@@ -310,6 +310,19 @@ impl Outer {
     }
 }
 
+/// The elements of a carry or final result that batch rows `rows` own, as (first, count).
+/// A lane of the whole batch owns the whole tensor, which may have no batch axis (a carry
+/// accumulating a captured weight's gradient); a loop in halves has only `[batch, ..]`
+/// carries (`scan_rows.rs`).
+fn share(o: &Outer, batch: usize, rows: &Range<usize>) -> (usize, usize) {
+    if rows.len() == batch {
+        (0, o.len())
+    } else {
+        let per_row = o.len() / batch;
+        (rows.start * per_row, rows.len() * per_row)
+    }
+}
+
 /// Elements `at..at + len` of an outer tensor at address `addr`.
 ///
 /// # Safety
@@ -388,17 +401,8 @@ impl Shared<'_> {
         self.addrs[self.inits.len() + self.sequences.len() + self.captures.len() + i]
     }
 
-    /// The elements of a carry or final result that batch rows `rows` own, as (first,
-    /// count). A loop run whole owns the whole tensor, which may have no batch axis (a
-    /// carry accumulating a captured weight's gradient); a loop in halves has only
-    /// `[batch, ..]` carries (`scan_rows.rs`).
     fn share(&self, o: &Outer, rows: &Range<usize>) -> (usize, usize) {
-        if rows.len() == self.batch {
-            (0, o.len())
-        } else {
-            let per_row = o.len() / self.batch;
-            (rows.start * per_row, rows.len() * per_row)
-        }
+        share(o, self.batch, rows)
     }
 
     /// The elements of a sequence or stacked result (`[batch, time, ..]`) rows `rows` own.
@@ -456,12 +460,9 @@ impl ScanRunner {
             .collect();
         let batch = sequences.first().map_or(1, |o| o.batch).max(1);
         let lane = |rows: Range<usize>, plan: &Plan| -> Result<Lane, KernelError> {
-            let n = rows.len();
-            // A lane of the whole batch holds whole carries (some may have no batch axis).
-            let carry_len = |o: &Outer| if n == batch { o.len() } else { o.len() / batch * n };
             Ok(Lane {
-                carries: inits.iter().map(|o| Buf::new(o.dtype, carry_len(o))).collect(),
-                xs: sequences.iter().map(|o| Buf::new(o.dtype, n * o.row)).collect(),
+                carries: inits.iter().map(|o| Buf::new(o.dtype, share(o, batch, &rows).1)).collect(),
+                xs: sequences.iter().map(|o| Buf::new(o.dtype, rows.len() * o.row)).collect(),
                 body: Program::new(&lp.body, plan.clone(), seed, false)?,
                 rows,
             })

@@ -21,7 +21,7 @@ use ndarray::{ArrayD, IxDyn};
 
 use crate::runtime::clip;
 pub use update::adam_lr_t;
-pub(crate) use update::{Common, apply};
+pub(crate) use update::{Common, MAX_SLOTS, ParamUpdate, apply, apply_in_parts};
 
 /// A failed optimizer step or state import.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -125,7 +125,7 @@ impl Optimizer {
                 _ => lr,
             };
             let mut slots: Vec<&mut [f32]> = slots.iter_mut().map(|s| s.as_mut_slice()).collect();
-            update::apply(&self.spec.kind, p, g, &mut slots, common, lr_t);
+            apply(ParamUpdate { kind: &self.spec.kind, p, g, slots: &mut slots, c: common, lr_t });
         }
         Ok(())
     }

@@ -62,25 +62,56 @@ pub fn adam_lr_t(lr: f32, beta1: f32, beta2: f32, t: u64) -> f32 {
     (lr as f64 * (1.0 - (beta2 as f64).powi(t)).sqrt() / (1.0 - (beta1 as f64).powi(t))) as f32
 }
 
+/// The most slots an optimizer keeps (centered RMSprop with momentum).
+pub(crate) const MAX_SLOTS: usize = 3;
+
+/// Parameters from this many elements are updated in two halves on two threads.
+const PARALLEL_UPDATE: usize = 1 << 16;
+
 /// One parameter's update by rule `kind`: `slots` in `OptimizerSpec::slot_names` order,
 /// each as long as `p`; `lr_t` is Adam's bias-corrected rate (unused by the others).
+pub(crate) struct ParamUpdate<'a, 's> {
+    pub kind: &'a OptimizerKind,
+    pub p: &'a mut [f32],
+    pub g: &'a [f32],
+    pub slots: &'a mut [&'s mut [f32]],
+    pub c: Common,
+    pub lr_t: f32,
+}
+
+/// Applies `u` on the calling thread.
 ///
 /// Panics (a caller's programming error) when the slot count does not fit the rule.
-pub(crate) fn apply(
-    kind: &OptimizerKind,
-    p: &mut [f32],
-    g: &[f32],
-    slots: &mut [&mut [f32]],
-    c: Common,
-    lr_t: f32,
-) {
+pub(crate) fn apply(u: ParamUpdate<'_, '_>) {
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::has_avx2_fma() {
         // Safety: the CPU has AVX2 (checked).
-        unsafe { apply_avx2(kind, p, g, slots, c, lr_t) };
+        unsafe { apply_avx2(u) };
         return;
     }
-    apply_portable(kind, p, g, slots, c, lr_t);
+    apply_portable(u);
+}
+
+/// `apply`, a large parameter in two halves side by side when `threads ≥ 2` (the rules are
+/// elementwise, so the halves give the whole's bits).
+pub(crate) fn apply_in_parts(u: ParamUpdate<'_, '_>, threads: usize) {
+    if threads < 2 || u.p.len() < PARALLEL_UPDATE {
+        return apply(u);
+    }
+    let ParamUpdate { kind, p, g, slots, c, lr_t } = u;
+    let half = p.len() / 2;
+    let (p0, p1) = p.split_at_mut(half);
+    let (g0, g1) = g.split_at(half);
+    let mut firsts: [&mut [f32]; MAX_SLOTS] = Default::default();
+    let mut seconds: [&mut [f32]; MAX_SLOTS] = Default::default();
+    for ((s, a), b) in slots.iter_mut().zip(&mut firsts).zip(&mut seconds) {
+        (*a, *b) = std::mem::take(s).split_at_mut(half);
+    }
+    let n = slots.len();
+    crate::kernels::team::join(
+        || apply(ParamUpdate { kind, p: p0, g: g0, slots: &mut firsts[..n], c, lr_t }),
+        || apply(ParamUpdate { kind, p: p1, g: g1, slots: &mut seconds[..n], c, lr_t }),
+    );
 }
 
 /// `apply_portable` compiled for AVX2.
@@ -89,26 +120,12 @@ pub(crate) fn apply(
 /// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn apply_avx2(
-    kind: &OptimizerKind,
-    p: &mut [f32],
-    g: &[f32],
-    slots: &mut [&mut [f32]],
-    c: Common,
-    lr_t: f32,
-) {
-    apply_portable(kind, p, g, slots, c, lr_t);
+unsafe fn apply_avx2(u: ParamUpdate<'_, '_>) {
+    apply_portable(u);
 }
 
 #[inline(always)]
-fn apply_portable(
-    kind: &OptimizerKind,
-    p: &mut [f32],
-    g: &[f32],
-    slots: &mut [&mut [f32]],
-    c: Common,
-    lr_t: f32,
-) {
+fn apply_portable(ParamUpdate { kind, p, g, slots, c, lr_t }: ParamUpdate<'_, '_>) {
     match *kind {
         OptimizerKind::Sgd { momentum, nesterov } => {
             sgd(p, g, slots.first_mut().map(|v| &mut **v), c, momentum, nesterov)
@@ -231,5 +248,31 @@ fn rmsprop(p: &mut [f32], g: &[f32], slots: RmsSlots<'_>, c: Common, rho: f32, m
             }
             None => p[i] -= delta,
         }
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    #[test]
+    fn an_update_split_over_two_threads_equals_the_whole() {
+        let n = PARALLEL_UPDATE + 7;
+        let wave = |k: f32| (0..n).map(|i| ((i as f32) * k).sin()).collect::<Vec<f32>>();
+        let kind = OptimizerKind::RmsProp { rho: 0.9, momentum: 0.5, epsilon: 1e-7, centered: true };
+        let c = Common { lr: 0.01, scale: 0.5, clip: 0.3, l2: 0.01, decay: 0.999 };
+        let g = wave(0.37);
+        let mut runs = Vec::new();
+        for threads in [1, 2] {
+            let mut s0: Vec<f32> = wave(0.05).iter().map(|v| v.abs()).collect();
+            let (mut p, mut s1, mut s2) = (wave(0.11), wave(0.21), wave(0.13));
+            let slots = &mut [&mut s0[..], &mut s1[..], &mut s2[..]];
+            apply_in_parts(ParamUpdate { kind: &kind, p: &mut p, g: &g, slots, c, lr_t: 0.01 }, threads);
+            runs.push([p, s0, s1, s2]);
+        }
+        for (k, (one, two)) in runs[0].iter().zip(&runs[1]).enumerate() {
+            assert!(one.iter().zip(two).all(|(a, b)| a.to_bits() == b.to_bits()), "buffer {k}");
+        }
+        assert!(runs[0][0].iter().zip(wave(0.11)).skip(1).all(|(a, b)| *a != b), "every parameter moved");
     }
 }
