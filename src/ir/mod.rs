@@ -3,12 +3,14 @@
 //! `graph` holds the arena and `builder` its typed constructors, `op` the primitive set,
 //! `printer` the stable text form (documented in `docs/ir.md`), `verify` the invariant
 //! checker that runs after every pass in debug builds, `interp` the reference interpreter
-//! and `simplify` the folding, CSE and dead-code passes.
+//! and `simplify` the folding, CSE and dead-code passes; `pool_first` moves max pooling
+//! ahead of the monotone maps that feed it.
 
 mod builder;
 mod graph;
 pub mod interp;
 mod op;
+pub mod pool_first;
 mod printer;
 pub mod simplify;
 mod verify;

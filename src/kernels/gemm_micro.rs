@@ -89,33 +89,36 @@ pub(crate) fn kernel(k: usize, a: APanel<'_>, b: &[f32], b_stride: usize, rows: 
 }
 
 /// `C[i][j] = alpha·Σ_p A(i, p)·b[p·b_stride + j] + beta·C[i][j]` for `i < rows`,
-/// `j < 16`, where row `i` of C starts at `c[i·c_stride]`; C is not read when `beta == 0`.
+/// `j < 16`, where row `i` of C starts at `c + i·c_stride`; C is not read when `beta == 0`.
 /// The AVX2 path scales and stores straight from its registers (a short-depth product, such
-/// as a weight gradient over a batch, spends much of its time on the tile's store).
+/// as a weight gradient over a batch, spends much of its time on the tile's store). C is a
+/// pointer because a tile of one column half of C lies between the other half's elements.
 ///
-/// Panics (a caller's programming error) on the bounds `kernel` checks, or when C is too
-/// short for `rows` rows of 16.
+/// Panics (a caller's programming error) on the bounds `kernel` checks.
+///
+/// # Safety
+/// `c` must be valid for reads and writes at `i·c_stride + j` for `i < rows`, `j < 16`, and
+/// no other thread may access those elements during the call.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn kernel_into(
+pub(crate) unsafe fn kernel_into(
     k: usize,
     a: APanel<'_>,
     b: &[f32],
     b_stride: usize,
     rows: usize,
-    c: &mut [f32],
+    c: *mut f32,
     c_stride: usize,
     alpha: f32,
     beta: f32,
 ) {
     a.check(k, rows);
     assert!(k == 0 || b.len() >= (k - 1) * b_stride + NR, "B panel of {} for {k} steps", b.len());
-    assert!(c.len() >= (rows - 1) * c_stride + NR, "C of {} for {rows} rows", c.len());
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         let a = avx2::A { ptr: a.data.as_ptr(), step: a.step, row: a.row };
-        let (b, c) = (b.as_ptr(), c.as_mut_ptr());
+        let b = b.as_ptr();
         // Safety: AVX2 and FMA are present; the asserts bound every load of A and B (as in
-        // `kernel`) and every access of C at `i·c_stride + j`, `i < rows`, `j < 16`.
+        // `kernel`) and the caller every access of C at `i·c_stride + j`, `i < rows`, `j < 16`.
         unsafe {
             match rows {
                 1 => avx2::kernel_into::<1, 2>(k, a, b, b_stride, c, c_stride, alpha, beta),
@@ -128,18 +131,22 @@ pub(crate) fn kernel_into(
         }
         return;
     }
-    portable_into(k, a, b, b_stride, rows, c, c_stride, alpha, beta);
+    // Safety: the caller's contract, passed on.
+    unsafe { portable_into(k, a, b, b_stride, rows, c, c_stride, alpha, beta) };
 }
 
 /// `kernel_into` in plain Rust.
+///
+/// # Safety
+/// As for `kernel_into`.
 #[allow(clippy::too_many_arguments)]
-fn portable_into(
+unsafe fn portable_into(
     k: usize,
     a: APanel<'_>,
     b: &[f32],
     b_stride: usize,
     rows: usize,
-    c: &mut [f32],
+    c: *mut f32,
     c_stride: usize,
     alpha: f32,
     beta: f32,
@@ -147,7 +154,9 @@ fn portable_into(
     let mut tile: Tile = [[0.0; NR]; MR];
     portable(k, a, b, b_stride, rows, &mut tile);
     for (i, t) in tile.iter().enumerate().take(rows) {
-        store_row(t, &mut c[i * c_stride..i * c_stride + NR], alpha, beta);
+        // Safety: row `i`'s sixteen elements are the caller's, and only this call's.
+        let row = unsafe { std::slice::from_raw_parts_mut(c.add(i * c_stride), NR) };
+        store_row(t, row, alpha, beta);
     }
 }
 
@@ -455,8 +464,13 @@ mod tests {
                 let before: Vec<f32> =
                     before.iter().map(|&v| if beta == 0.0 && v > 0.3 { f32::NAN } else { v }).collect();
                 let (mut fast, mut plain) = (before.clone(), before.clone());
-                kernel_into(k, APanel::packed(&a), &b, stride, rows, &mut fast, c_stride, alpha, beta);
-                portable_into(k, APanel::packed(&a), &b, stride, rows, &mut plain, c_stride, alpha, beta);
+                // Safety: both C buffers hold six rows of `c_stride ≥ 16` and are borrowed
+                // mutably for the calls.
+                unsafe {
+                    let (f, p) = (fast.as_mut_ptr(), plain.as_mut_ptr());
+                    kernel_into(k, APanel::packed(&a), &b, stride, rows, f, c_stride, alpha, beta);
+                    portable_into(k, APanel::packed(&a), &b, stride, rows, p, c_stride, alpha, beta);
+                }
                 for (at, (&x, &y)) in fast.iter().zip(&plain).enumerate() {
                     let (i, j) = (at / c_stride, at % c_stride);
                     if i >= rows || j >= NR {

@@ -216,3 +216,46 @@ fn batched_rejects_short_and_overlapping_stacks() {
     let result = gemm_batched(1.0, &a, l, &b, mismatch, 0.0, &mut c, l, Parallelism::Sequential);
     assert!(matches!(result, Err(GemmError::BatchMismatch { a: 2, b: 3, c: 2 })));
 }
+
+#[test]
+fn threads_writing_column_blocks_of_one_row_major_c_touch_only_their_elements() {
+    let mut rng = Rng::new(11);
+    // Shapes that split C by columns (B packed and wider than A is tall, or too few rows
+    // to split), on 2 and 3 threads (3: one half splits again), with C rows padded by
+    // sentinels that must stay.
+    for &(m, n, k, tb) in &[(32, 300, 40, true), (12, 64, 9, true), (5, 200, 33, false), (1, 96, 17, false)] {
+        for threads in [2, 3] {
+            let (al, bl) = (layout(m, k, false, 0), layout(k, n, tb, 1));
+            let cl = layout(m, n, false, 3);
+            let a = random_vec(&mut rng, buffer_len(al));
+            let b = random_vec(&mut rng, buffer_len(bl));
+            let mut c = vec![f32::NAN; buffer_len(cl)];
+            for i in 0..m {
+                c[i * cl.row_stride..i * cl.row_stride + n].fill(0.5);
+            }
+            let want = naive(1.0, &a, al, &b, bl, 0.0, &c, cl);
+            gemm(
+                1.0,
+                MatRef::new(&a, al).unwrap(),
+                MatRef::new(&b, bl).unwrap(),
+                0.0,
+                MatMut::new(&mut c, cl).unwrap(),
+                Parallelism::Threads(threads),
+            )
+            .unwrap();
+            for (at, &v) in c.iter().enumerate() {
+                let (i, j) = (at / cl.row_stride, at % cl.row_stride);
+                if i < m && j < n {
+                    check_close(
+                        v,
+                        want[i * n + j],
+                        k,
+                        &format!("{m}×{k}·{k}×{n} on {threads} at ({i}, {j})"),
+                    );
+                } else {
+                    assert!(v.is_nan(), "padding at {at} written: {v}");
+                }
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@
 pub mod conv;
 pub mod gemm;
 mod gemm_blocked;
+mod gemm_cview;
 mod gemm_micro;
 mod gemm_pack;
 pub(crate) use gemm_micro::has_avx2_fma;

@@ -5,6 +5,7 @@ use super::evaluate::{batch_values, labels, make_metrics, run_eval};
 use super::params::ParamStore;
 use super::{RunConfig, TrainError, sources};
 use crate::autodiff;
+use crate::ir::pool_first::pool_first;
 use crate::ir::simplify::simplify;
 use crate::ir::{Graph, debug_verify};
 use crate::runtime::data::{Batcher, DataDirs, Dataset, split_validation};
@@ -27,12 +28,15 @@ pub struct FitReport {
 }
 
 /// The forward-plus-backward graph of a training block: its outputs are `output`, `loss`
-/// and `grad.<param>` for every trainable parameter, simplified.
+/// and `grad.<param>` for every trainable parameter, simplified (max pooling first taken
+/// ahead of the monotone maps before it, `ir::pool_first`).
 pub fn step_graph(spec: &TrainSpec) -> Result<Graph, TrainError> {
     let graph = spec
         .train_graph
         .as_ref()
         .ok_or_else(|| TrainError::Setup("an `evaluate` block does not train".into()))?;
+    // Before differentiation, so that the backward pass of a moved map runs pooled too.
+    let graph = &pool_first(graph);
     let loss =
         graph.output("loss").ok_or_else(|| TrainError::Setup("the training graph has no loss".into()))?;
     let wrt: Vec<usize> =

@@ -348,8 +348,10 @@ pub struct JitExecutable {
 
 impl JitExecutable {
     pub fn new(graph: &Graph, seed: u64, options: PlanOptions) -> JitExecutable {
-        let schedule = fuse::schedule(graph).ok();
-        JitExecutable { graph: graph.clone(), schedule, seed, options, programs: Vec::new() }
+        // The same values, fewer elements through the maps after a pooling.
+        let graph = crate::ir::pool_first::pool_first(graph);
+        let schedule = fuse::schedule(&graph).ok();
+        JitExecutable { graph, schedule, seed, options, programs: Vec::new() }
     }
 
     /// The compiled program for `inputs`, if the JIT can compile the graph.
