@@ -17,6 +17,7 @@
 //! prediction is prepared (not in `dnnc ir --stage typed`, which shows the program as
 //! written).
 
+use super::simplify::{Rebuild, eliminate_dead_code};
 use super::{BinaryOp, Graph, Node, NodeId, Op, PoolKind, UnaryOp};
 use crate::ops;
 use crate::shape::Dim;
@@ -25,25 +26,22 @@ use crate::shape::Dim;
 /// (dead nodes left behind are dropped).
 pub fn pool_first(graph: &Graph) -> Graph {
     let uses = graph.use_counts();
-    let mut out = graph.clone();
-    out.nodes.clear();
-    let mut map: Vec<NodeId> = Vec::with_capacity(graph.nodes.len());
+    let mut r = Rebuild::new(graph);
     let mut moved = false;
     for node in &graph.nodes {
-        let renamed = Node { inputs: node.inputs.iter().map(|o| map[o.index()]).collect(), ..node.clone() };
         let rewritten = monotone_chain(graph, node, &uses)
-            .and_then(|(x, chain)| pooled_then_mapped(&mut out, node, map[x.index()], &chain, &map));
+            .and_then(|(x, chain)| pooled_then_mapped(&mut r.out, node, r.map[x.index()], &chain, &r.map));
         moved |= rewritten.is_some();
         // A chain whose types do not work out (not expected) stays as written; the nodes
         // it emitted are dead and dropped.
-        let id = rewritten.unwrap_or_else(|| out.push(renamed.op, renamed.inputs, renamed.ty, renamed.span));
-        map.push(id);
+        let id = rewritten.unwrap_or_else(|| {
+            let renamed = r.renamed(node);
+            r.emit(renamed)
+        });
+        r.map.push(id);
     }
-    for (_, id) in &mut out.outputs {
-        *id = map[id.index()];
-    }
-    super::debug_verify(&out, "pool_first");
-    if moved { super::simplify::eliminate_dead_code(&out) } else { out }
+    let out = r.finish("pool_first");
+    if moved { eliminate_dead_code(&out) } else { out }
 }
 
 /// A link of a chain: a map and which of its operands the chain runs through.

@@ -157,29 +157,30 @@ pub fn prune_scan_outputs(graph: &Graph) -> Graph {
     g
 }
 
-/// Rebuilds a graph node by node, mapping old ids to new ones.
-struct Rebuild {
-    out: Graph,
-    map: Vec<NodeId>,
+/// Rebuilds a graph node by node, mapping old ids to new ones (the passes here and
+/// `pool_first`).
+pub(super) struct Rebuild {
+    pub(super) out: Graph,
+    pub(super) map: Vec<NodeId>,
 }
 
 impl Rebuild {
-    fn new(graph: &Graph) -> Rebuild {
+    pub(super) fn new(graph: &Graph) -> Rebuild {
         let mut out = graph.clone();
         out.nodes.clear();
         Rebuild { out, map: Vec::with_capacity(graph.nodes.len()) }
     }
 
     /// `node` with its operands renamed to their new ids.
-    fn renamed(&self, node: &Node) -> Node {
+    pub(super) fn renamed(&self, node: &Node) -> Node {
         Node { inputs: node.inputs.iter().map(|o| self.map[o.index()]).collect(), ..node.clone() }
     }
 
-    fn emit(&mut self, node: Node) -> NodeId {
+    pub(super) fn emit(&mut self, node: Node) -> NodeId {
         self.out.push(node.op, node.inputs, node.ty, node.span)
     }
 
-    fn finish(mut self, pass: &str) -> Graph {
+    pub(super) fn finish(mut self, pass: &str) -> Graph {
         for (_, id) in &mut self.out.outputs {
             *id = self.map[id.index()];
         }

@@ -7,8 +7,8 @@
 //! of panels. B is packed into zero-padded panels, except in a skinny product (at most 48
 //! rows of A) whose contiguous B rows are read where they lie. The packing buffers are one
 //! workspace per thread, allocated on its first product and reused afterwards, so a
-//! training step's products allocate nothing once warm. Parallel products split C into disjoint blocks of rows or of columns, written
-//! through raw views (`gemm_cview.rs`).
+//! training step's products allocate nothing once warm. Parallel products split C into
+//! disjoint blocks of rows or of columns, written through raw views (`gemm_cview.rs`).
 
 use super::gemm::Layout;
 use super::gemm_cview::CView;
