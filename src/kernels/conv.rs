@@ -135,6 +135,17 @@ impl ConvGeometry {
             && self.filters > 0
     }
 
+    /// Whether `conv_winograd.rs` runs this convolution: a 3×3 kernel, stride 1, no
+    /// dilation, and channels and filters deep enough for its products to pay for the
+    /// transforms.
+    fn is_winograd(&self) -> bool {
+        let three = |a: &AxisWindow| a.size == 3 && a.stride == 1 && a.dilation == 1;
+        three(&self.rows)
+            && three(&self.cols)
+            && self.channels >= winograd::MIN_DEPTH
+            && self.filters >= winograd::MIN_DEPTH
+    }
+
     /// Rows of one chunk of the patch matrix.
     fn chunk_rows(&self) -> usize {
         (CHUNK_ELEMS / self.taps().max(1)).max(MIN_CHUNK_ROWS).min(self.positions().max(1))
@@ -147,6 +158,9 @@ impl ConvGeometry {
 
     /// Scratch elements one thread's part needs.
     fn part_scratch(&self, op: ConvOp) -> usize {
+        if self.is_winograd() {
+            return winograd::part_len(self, op);
+        }
         let patches = if self.is_pointwise() && op != ConvOp::BackpropInput {
             0
         } else {
@@ -160,7 +174,8 @@ impl ConvGeometry {
 
     /// Scratch elements `op` needs with `threads` threads.
     pub fn scratch_len(&self, op: ConvOp, threads: usize) -> usize {
-        self.part_scratch(op) * self.parts(threads)
+        let shared = if self.is_winograd() { winograd::shared_len(self, op) } else { 0 };
+        shared + self.part_scratch(op) * self.parts(threads)
     }
 
     /// The products one thread's run over `images` makes, as `(A, B, C)` layouts, in
@@ -364,7 +379,10 @@ fn conv2d_on(
     check("output", y.len(), geo.output_len())?;
     let parts = geo.parts(threads);
     let part = geo.part_scratch(ConvOp::Forward);
-    check("scratch", scratch.len(), part * parts)?;
+    check("scratch", scratch.len(), geo.scratch_len(ConvOp::Forward, threads))?;
+    if geo.is_winograd() {
+        return winograd::forward(isa, geo, (x, k, y), scratch, parts);
+    }
     let kernel = MatRef::row_major(&k[..taps * f], taps, f)?;
     let direct = geo.is_direct(isa);
     let work = |images: Range<usize>, y: &mut [f32], scratch: &mut [f32]| {
@@ -409,7 +427,10 @@ pub fn conv2d_backprop_input(
     check("input gradient", dx.len(), geo.input_len())?;
     let parts = geo.parts(threads);
     let part = geo.part_scratch(ConvOp::BackpropInput);
-    check("scratch", scratch.len(), part * parts)?;
+    check("scratch", scratch.len(), geo.scratch_len(ConvOp::BackpropInput, threads))?;
+    if geo.is_winograd() {
+        return winograd::backprop_input(Isa::best(), geo, (g, k, dx), scratch, parts);
+    }
     let kernel_t = MatRef::row_major(&k[..taps * f], taps, f)?.t();
     let image_len = geo.rows.input * geo.cols.input * geo.channels;
     let work = |images: Range<usize>, dx: &mut [f32], scratch: &mut [f32]| {
@@ -459,7 +480,10 @@ fn conv2d_backprop_filter_on(
     check("kernel gradient", dk.len(), klen)?;
     let parts = geo.parts(threads);
     let part = geo.part_scratch(ConvOp::BackpropFilter);
-    check("scratch", scratch.len(), part * parts)?;
+    check("scratch", scratch.len(), geo.scratch_len(ConvOp::BackpropFilter, threads))?;
+    if geo.is_winograd() {
+        return winograd::backprop_filter(isa, geo, (x, g, dk), scratch, parts);
+    }
     // Each part accumulates into the last `klen` elements of its scratch.
     let direct = geo.is_direct(isa);
     let work = |images: Range<usize>, _: &mut [f32], scratch: &mut [f32]| {
@@ -505,6 +529,9 @@ fn conv2d_backprop_filter_on(
 #[cfg(target_arch = "x86_64")]
 #[path = "conv_direct.rs"]
 mod direct;
+
+#[path = "conv_winograd.rs"]
+mod winograd;
 
 #[cfg(test)]
 #[path = "conv_tests.rs"]

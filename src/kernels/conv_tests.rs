@@ -37,19 +37,30 @@ fn assert_close(native: &[f32], reference: &[f64], what: &str) {
     }
 }
 
-/// One random case: shapes, attributes, and all three ops with `threads`, the forward pass
-/// and the filter gradient on every instruction set. A `shallow` case has few channels and
-/// whole vectors of filters (the direct kernels' shapes).
-fn case(rng: &mut Rng, threads: usize, shallow: bool) -> bool {
+/// The shapes a random case draws.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Kind {
+    /// Few channels and filters, any window: im2col and the GEMM.
+    General,
+    /// Few channels and whole vectors of filters: the direct kernels' shapes.
+    Shallow,
+    /// 3×3, stride 1, no dilation, deep channels and filters: the Winograd kernels' shapes.
+    Winograd,
+}
+
+/// One random case of `kind`: shapes, attributes, and all three ops with `threads`, the
+/// forward pass and the filter gradient on every instruction set.
+fn case(rng: &mut Rng, threads: usize, kind: Kind) -> bool {
     let pick = |rng: &mut Rng, lo: usize, hi: usize| lo + rng.below((hi - lo + 1) as u64) as usize;
-    let stride = [pick(rng, 1, 2), pick(rng, 1, 2)];
-    let dilation = [pick(rng, 1, 2), pick(rng, 1, 2)];
+    let winograd = kind == Kind::Winograd;
+    let stride = if winograd { [1, 1] } else { [pick(rng, 1, 2), pick(rng, 1, 2)] };
+    let dilation = if winograd { [1, 1] } else { [pick(rng, 1, 2), pick(rng, 1, 2)] };
     let padding = if rng.below(2) == 0 { Padding::Valid } else { Padding::Same };
-    let (kh, kw) = (pick(rng, 1, 3), pick(rng, 1, 4));
-    let (b, c, f) = if shallow {
-        (pick(rng, 1, 3), pick(rng, 1, 2), 8 * pick(rng, 1, 6))
-    } else {
-        (pick(rng, 1, 3), pick(rng, 1, 5), pick(rng, 1, 6))
+    let (kh, kw) = if winograd { (3, 3) } else { (pick(rng, 1, 3), pick(rng, 1, 4)) };
+    let (b, c, f) = match kind {
+        Kind::Shallow => (pick(rng, 1, 3), pick(rng, 1, 2), 8 * pick(rng, 1, 6)),
+        Kind::General => (pick(rng, 1, 3), pick(rng, 1, 5), pick(rng, 1, 6)),
+        Kind::Winograd => (pick(rng, 1, 3), pick(rng, 16, 27), pick(rng, 16, 35)),
     };
     let (h, w) = (pick(rng, (kh - 1) * dilation[0] + 1, 9), pick(rng, (kw - 1) * dilation[1] + 1, 11));
     let (xs, ks) = ([b, h, w, c], [kh, kw, c, f]);
@@ -60,7 +71,8 @@ fn case(rng: &mut Rng, threads: usize, shallow: bool) -> bool {
     let (x, k, g) =
         (random(rng, geo.input_len()), random(rng, geo.kernel_len()), random(rng, geo.output_len()));
 
-    assert_eq!(geo.is_direct(Isa::Avx2), shallow && geo.taps() <= DIRECT_DEPTH, "{what}");
+    assert_eq!(geo.is_direct(Isa::Avx2), kind == Kind::Shallow && geo.taps() <= DIRECT_DEPTH, "{what}");
+    assert_eq!(geo.is_winograd(), winograd, "{what}");
     let want = reference(Op::Conv2D { stride, padding, dilation }, (&xs, &x), (&ks, &k), &ys);
     for isa in Isa::all() {
         let mut y = vec![f32::NAN; geo.output_len()];
@@ -90,7 +102,7 @@ fn case(rng: &mut Rng, threads: usize, shallow: bool) -> bool {
 fn native_convolutions_match_the_reference_on_random_shapes() {
     let mut rng = Rng::new(11);
     for _ in 0..60 {
-        case(&mut rng, 1, false);
+        case(&mut rng, 1, Kind::General);
     }
 }
 
@@ -99,7 +111,7 @@ fn direct_convolutions_of_shallow_patches_match_the_reference() {
     let mut rng = Rng::new(13);
     let mut direct = 0;
     for round in 0..40 {
-        direct += usize::from(case(&mut rng, 1 + round % 2, true));
+        direct += usize::from(case(&mut rng, 1 + round % 2, Kind::Shallow));
     }
     assert!(direct >= 10, "only {direct} cases ran the direct kernels");
 }
@@ -108,7 +120,17 @@ fn direct_convolutions_of_shallow_patches_match_the_reference() {
 fn threaded_convolutions_match_the_reference() {
     let mut rng = Rng::new(12);
     for _ in 0..20 {
-        case(&mut rng, 2, false);
+        case(&mut rng, 2, Kind::General);
+    }
+}
+
+#[test]
+fn winograd_convolutions_match_the_reference() {
+    // Odd and even output sizes (a last tile row or column cut off), `same` and `valid`
+    // padding, channel and filter counts off whole vectors of 8, on one to three threads.
+    let mut rng = Rng::new(14);
+    for round in 0..24 {
+        case(&mut rng, 1 + round % 3, Kind::Winograd);
     }
 }
 

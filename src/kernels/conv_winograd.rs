@@ -1,0 +1,599 @@
+//! Winograd F(2×2, 3×3) convolutions (Lavin and Gray, 2015) for 3×3 kernels with stride 1
+//! and no dilation, NHWC: the forward pass and both gradients in 16 multiply-adds per
+//! channel pair and 2×2 output tile instead of im2col's 36, 2.25× fewer.
+//!
+//! Forward: `Y_t = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d_t B)]A` for every 2×2 output tile `t` with its 4×4
+//! input patch `d_t` (zeros in the padding), summed over channels as 16 matrix products
+//! `M[ξ] = V[ξ]·U[ξ]` (tiles × C times C × F), one per position `ξ` of a transformed tile.
+//! The gradients are this linear map's transposes, so they reuse the same transforms: with
+//! `Z_t = A dY_t Aᵀ`, the input gradient is `B[Z·Uᵀ]Bᵀ` added back into the overlapping
+//! patches and the kernel gradient is `Gᵀ[Σ_t Vᵀ·Z]G`.
+//!
+//! Tiles are taken in blocks whose transformed inputs and products stay in L2; the
+//! transformed kernel is made once per call and shared by the threads. The sums run in a
+//! different order from im2col's, so results agree with it to rounding; F(2, 3)'s transforms
+//! only add, subtract and halve, which keeps that rounding close to im2col's. Every access
+//! goes through a bounds-checked slice; the caller in `conv.rs` checks the lengths first.
+
+use super::{ConvError, ConvGeometry, ConvOp, split_images};
+use crate::kernels::gemm::{BatchLayout, Layout, Parallelism, gemm_batched};
+use crate::kernels::simd::Isa;
+use std::ops::{Add, Mul, Neg, Range, Sub};
+
+/// Positions of a transformed tile (4 × 4).
+const XI: usize = 16;
+/// Fewest input channels and filters taken this way: shallower products do not pay for the
+/// transforms (measured with `benches/window.rs`, see `ConvGeometry::is_winograd`).
+pub(super) const MIN_DEPTH: usize = 16;
+/// Elements one block's transformed tiles and products may take (256 KiB, half of L2).
+const BLOCK_ELEMS: usize = 1 << 16;
+/// Fewest and most tiles of one block: the products' rows (at most 48 rows read B in place).
+const BLOCK_TILES: Range<usize> = 8..48;
+
+/// `L` lanes of channels or filters, added and scaled element by element (the compiler
+/// turns each operation into vector instructions).
+#[derive(Clone, Copy)]
+struct Lanes<const L: usize>([f32; L]);
+
+impl<const L: usize> Lanes<L> {
+    const ZERO: Self = Lanes([0.0; L]);
+
+    #[inline(always)]
+    fn load(s: &[f32], at: usize) -> Self {
+        let mut lanes = [0.0; L];
+        lanes.copy_from_slice(&s[at..at + L]);
+        Lanes(lanes)
+    }
+
+    #[inline(always)]
+    fn store(self, s: &mut [f32], at: usize) {
+        s[at..at + L].copy_from_slice(&self.0);
+    }
+
+    #[inline(always)]
+    fn add_to(self, s: &mut [f32], at: usize) {
+        for (d, v) in s[at..at + L].iter_mut().zip(self.0) {
+            *d += v;
+        }
+    }
+}
+
+impl<const L: usize> Add for Lanes<L> {
+    type Output = Self;
+    #[inline(always)]
+    fn add(mut self, other: Self) -> Self {
+        self.0.iter_mut().zip(other.0).for_each(|(a, b)| *a += b);
+        self
+    }
+}
+
+impl<const L: usize> Sub for Lanes<L> {
+    type Output = Self;
+    #[inline(always)]
+    fn sub(mut self, other: Self) -> Self {
+        self.0.iter_mut().zip(other.0).for_each(|(a, b)| *a -= b);
+        self
+    }
+}
+
+impl<const L: usize> Neg for Lanes<L> {
+    type Output = Self;
+    #[inline(always)]
+    fn neg(mut self) -> Self {
+        self.0.iter_mut().for_each(|a| *a = -*a);
+        self
+    }
+}
+
+impl<const L: usize> Mul<f32> for Lanes<L> {
+    type Output = Self;
+    #[inline(always)]
+    fn mul(mut self, s: f32) -> Self {
+        self.0.iter_mut().for_each(|a| *a *= s);
+        self
+    }
+}
+
+/// `Bᵀ·d`, the input transform of one column or row.
+#[inline(always)]
+fn bt<const L: usize>([d0, d1, d2, d3]: [Lanes<L>; 4]) -> [Lanes<L>; 4] {
+    [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
+}
+
+/// `B·v`, its transpose (the input gradient's).
+#[inline(always)]
+fn b<const L: usize>([v0, v1, v2, v3]: [Lanes<L>; 4]) -> [Lanes<L>; 4] {
+    [v0, v1 - v2 + v3, v1 + v2 - v0, -v3]
+}
+
+/// `Aᵀ·m`, the output transform.
+#[inline(always)]
+fn at<const L: usize>([m0, m1, m2, m3]: [Lanes<L>; 4]) -> [Lanes<L>; 2] {
+    [m0 + m1 + m2, m1 - m2 - m3]
+}
+
+/// `A·y`, its transpose (the output gradient's).
+#[inline(always)]
+fn a<const L: usize>([y0, y1]: [Lanes<L>; 2]) -> [Lanes<L>; 4] {
+    [y0, y0 + y1, y0 - y1, -y1]
+}
+
+/// `G·g`, the kernel transform.
+#[inline(always)]
+fn g<const L: usize>([g0, g1, g2]: [Lanes<L>; 3]) -> [Lanes<L>; 4] {
+    let outer = g0 + g2;
+    [g0, (outer + g1) * 0.5, (outer - g1) * 0.5, g2]
+}
+
+/// `Gᵀ·u`, its transpose (the kernel gradient's).
+#[inline(always)]
+fn gt<const L: usize>([u0, u1, u2, u3]: [Lanes<L>; 4]) -> [Lanes<L>; 3] {
+    let inner = (u1 + u2) * 0.5;
+    [u0 + inner, (u1 - u2) * 0.5, inner + u3]
+}
+
+/// `F·x·Fᵀ` for the matrix `F` that `f` multiplies a vector by: `f` on every column of `x`,
+/// then on every row of that. (Plain loops: `array::from_fn` and `map` closures of this
+/// size were left as calls by the compiler, measured at 6 % of a CIFAR step.)
+#[inline(always)]
+fn sandwich<const L: usize, const I: usize, const O: usize>(
+    x: &[[Lanes<L>; I]; I],
+    f: fn([Lanes<L>; I]) -> [Lanes<L>; O],
+) -> [[Lanes<L>; O]; O] {
+    let mut columns = [[Lanes::ZERO; O]; I];
+    for (j, column) in columns.iter_mut().enumerate() {
+        let mut input = [Lanes::ZERO; I];
+        for (i, v) in input.iter_mut().enumerate() {
+            *v = x[i][j];
+        }
+        *column = f(input);
+    }
+    let mut out = [[Lanes::ZERO; O]; O];
+    for (o, row) in out.iter_mut().enumerate() {
+        let mut input = [Lanes::ZERO; I];
+        for (j, v) in input.iter_mut().enumerate() {
+            *v = columns[j][o];
+        }
+        *row = f(input);
+    }
+    out
+}
+
+/// The lanes of `s` at each offset of `at` plus `shift` (zeros where `at` has none).
+#[inline(always)]
+fn gather<const L: usize, const N: usize>(
+    s: &[f32],
+    at: &[[Option<usize>; N]; N],
+    shift: usize,
+) -> [[Lanes<L>; N]; N] {
+    let mut out = [[Lanes::ZERO; N]; N];
+    for (out, at) in out.iter_mut().zip(at) {
+        for (v, at) in out.iter_mut().zip(at) {
+            if let Some(p) = at {
+                *v = Lanes::load(s, p + shift);
+            }
+        }
+    }
+    out
+}
+
+/// Writes the lanes of tile `t` at `at(i, j)` of `s`.
+#[inline(always)]
+fn put<const L: usize, const N: usize>(
+    s: &mut [f32],
+    t: &[[Lanes<L>; N]; N],
+    at: impl Fn(usize, usize) -> usize,
+) {
+    for (i, row) in t.iter().enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            v.store(s, at(i, j));
+        }
+    }
+}
+
+/// `at(i, j)` for every `(i, j)` of an `N × N` tile.
+#[inline(always)]
+fn offsets<const N: usize>(at: impl Fn(usize, usize) -> Option<usize>) -> [[Option<usize>; N]; N] {
+    let mut out = [[None; N]; N];
+    for (i, row) in out.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = at(i, j);
+        }
+    }
+    out
+}
+
+/// The lanes of `s` at `at(i, j)` for every `(i, j)` of an `N × N` tile.
+#[inline(always)]
+fn tile<const L: usize, const N: usize>(s: &[f32], at: impl Fn(usize, usize) -> usize) -> [[Lanes<L>; N]; N] {
+    let mut out = [[Lanes::ZERO; N]; N];
+    for (i, out) in out.iter_mut().enumerate() {
+        for (j, v) in out.iter_mut().enumerate() {
+            *v = Lanes::load(s, at(i, j));
+        }
+    }
+    out
+}
+
+/// Calls `work::<8>(at)` on each whole run of 8 lanes of `0..n` and `work::<1>(at)` on the
+/// rest, so the lane loops have a fixed length.
+macro_rules! by_lanes {
+    ($n:expr, |$at:ident, $lanes:ident| $body:expr) => {{
+        let n = $n;
+        let mut $at = 0;
+        while $at + 8 <= n {
+            {
+                type $lanes = Lanes<8>;
+                $body;
+            }
+            $at += 8;
+        }
+        while $at < n {
+            {
+                type $lanes = Lanes<1>;
+                $body;
+            }
+            $at += 1;
+        }
+    }};
+}
+
+/// The 2×2 output tiles of a convolution, counted image by image, row by row.
+#[derive(Copy, Clone)]
+struct Tiles {
+    rows: usize,
+    cols: usize,
+}
+
+impl Tiles {
+    fn of(geo: &ConvGeometry) -> Tiles {
+        Tiles { rows: geo.rows.output.div_ceil(2), cols: geo.cols.output.div_ceil(2) }
+    }
+
+    fn per_image(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// `(row in the block, image, first output row, first output column)` of each tile
+    /// of `tiles`, in order (one division for the first, counters after it).
+    fn walk(&self, tiles: Range<usize>) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+        let (cols, per) = (self.cols.max(1), self.per_image().max(1));
+        let (mut image, mut ty, mut tx) = (tiles.start / per, (tiles.start % per) / cols, tiles.start % cols);
+        (0..tiles.len()).map(move |row| {
+            let here = (row, image, 2 * ty, 2 * tx);
+            tx += 1;
+            if tx == cols {
+                tx = 0;
+                ty += 1;
+                if ty == self.rows {
+                    ty = 0;
+                    image += 1;
+                }
+            }
+            here
+        })
+    }
+}
+
+/// Tiles per block for this geometry.
+fn block_tiles(geo: &ConvGeometry) -> usize {
+    let widest = geo.channels + geo.filters;
+    (BLOCK_ELEMS / (XI * widest.max(1))).clamp(BLOCK_TILES.start, BLOCK_TILES.end)
+}
+
+/// Elements shared by all threads: the transformed kernel (none for the kernel gradient).
+pub(super) fn shared_len(geo: &ConvGeometry, op: ConvOp) -> usize {
+    match op {
+        ConvOp::BackpropFilter => 0,
+        _ => XI * geo.channels * geo.filters,
+    }
+}
+
+/// Elements one thread's part needs: a block of transformed inputs and one of products
+/// (and, for the kernel gradient, its transformed accumulator at the end).
+pub(super) fn part_len(geo: &ConvGeometry, op: ConvOp) -> usize {
+    let blocks = XI * block_tiles(geo) * (geo.channels + geo.filters);
+    match op {
+        ConvOp::BackpropFilter => blocks + XI * geo.channels * geo.filters,
+        _ => blocks,
+    }
+}
+
+/// The 16 row-major matrices of `rows` rows and `cols` columns one block holds, one after
+/// another `BLOCK_TILES.end · cols` apart: element `(ξ, row, col)` at `ξ·stride + row·cols +
+/// col`. (Interleaving them row by row, so that a tile's transform writes one contiguous
+/// run, measured 10-20 % slower: the products then read and write strided rows.)
+fn block(rows: usize, cols: usize, size: usize) -> BatchLayout {
+    BatchLayout { batch: XI, batch_stride: size * cols, matrix: Layout::row_major(rows, cols) }
+}
+
+/// Offset of input element `(image, h, w, 0)`, or `None` in the padding.
+#[inline(always)]
+fn input_at(geo: &ConvGeometry, image: usize, h: isize, w: isize) -> Option<usize> {
+    let (rows, cols) = (geo.rows.input as isize, geo.cols.input as isize);
+    ((0..rows).contains(&h) && (0..cols).contains(&w))
+        .then(|| ((image * geo.rows.input + h as usize) * geo.cols.input + w as usize) * geo.channels)
+}
+
+/// First input row and column of the patch of the tile at output `(oh, ow)`.
+#[inline(always)]
+fn patch_origin(geo: &ConvGeometry, oh: usize, ow: usize) -> (isize, isize) {
+    (oh as isize - geo.rows.pad_before as isize, ow as isize - geo.cols.pad_before as isize)
+}
+
+/// Writes `V = Bᵀ d B` of tiles `tiles` into rows `0..` of a block (`block`'s layout).
+#[inline(always)]
+fn transform_input(geo: &ConvGeometry, grid: Tiles, x: &[f32], tiles: Range<usize>, v: &mut [f32]) {
+    let c = geo.channels;
+    let stride = block_tiles(geo) * c;
+    for (row, image, oh, ow) in grid.walk(tiles) {
+        let (h0, w0) = patch_origin(geo, oh, ow);
+        let at = offsets::<4>(|i, j| input_at(geo, image, h0 + i as isize, w0 + j as isize));
+        by_lanes!(c, |ch, L| {
+            let d: [[L; 4]; 4] = gather(x, &at, ch);
+            put(v, &sandwich(&d, bt), |i, j| (i * 4 + j) * stride + row * c + ch);
+        });
+    }
+}
+
+/// Writes `Z = A dY Aᵀ` of tiles `tiles` into rows `0..` of a block (`block`'s layout)
+/// (the outputs past the last row or column, which no tile computes, count as zero).
+#[inline(always)]
+fn transform_grad(geo: &ConvGeometry, grid: Tiles, dy: &[f32], tiles: Range<usize>, z: &mut [f32]) {
+    let (f, (oh_n, ow_n)) = (geo.filters, (geo.rows.output, geo.cols.output));
+    let stride = block_tiles(geo) * f;
+    for (row, image, oh, ow) in grid.walk(tiles) {
+        let at = offsets::<2>(|i, j| {
+            (oh + i < oh_n && ow + j < ow_n).then(|| ((image * oh_n + oh + i) * ow_n + ow + j) * f)
+        });
+        by_lanes!(f, |fi, L| {
+            let y: [[L; 2]; 2] = gather(dy, &at, fi);
+            put(z, &sandwich(&y, a), |i, j| (i * 4 + j) * stride + row * f + fi);
+        });
+    }
+}
+
+/// `Y = Aᵀ M A` of block rows `0..` into the output tiles `tiles` (images from `first`).
+#[inline(always)]
+fn transform_output(
+    geo: &ConvGeometry,
+    grid: Tiles,
+    m: &[f32],
+    tiles: Range<usize>,
+    y: &mut [f32],
+    first: usize,
+) {
+    let (f, (oh_n, ow_n)) = (geo.filters, (geo.rows.output, geo.cols.output));
+    let stride = block_tiles(geo) * f;
+    for (row, image, oh, ow) in grid.walk(tiles) {
+        by_lanes!(f, |fi, L| {
+            let m: [[L; 4]; 4] = tile(m, |i, j| (i * 4 + j) * stride + row * f + fi);
+            for (i, out) in sandwich(&m, at).iter().enumerate() {
+                for (j, value) in out.iter().enumerate() {
+                    if oh + i < oh_n && ow + j < ow_n {
+                        value.store(y, (((image - first) * oh_n + oh + i) * ow_n + ow + j) * f + fi);
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Adds `B dV Bᵀ` of block rows `0..` into the input patches of tiles `tiles` (images from
+/// `first`), leaving out the padding.
+#[inline(always)]
+fn scatter_input(
+    geo: &ConvGeometry,
+    grid: Tiles,
+    dv: &[f32],
+    tiles: Range<usize>,
+    dx: &mut [f32],
+    first: usize,
+) {
+    let c = geo.channels;
+    let stride = block_tiles(geo) * c;
+    for (row, image, oh, ow) in grid.walk(tiles) {
+        let (h0, w0) = patch_origin(geo, oh, ow);
+        let at = offsets::<4>(|i, j| input_at(geo, image - first, h0 + i as isize, w0 + j as isize));
+        by_lanes!(c, |ch, L| {
+            let v: [[L; 4]; 4] = tile(dv, |i, j| (i * 4 + j) * stride + row * c + ch);
+            for (out, at) in sandwich(&v, b).iter().zip(&at) {
+                for (value, at) in out.iter().zip(at) {
+                    if let Some(p) = at {
+                        value.add_to(dx, p + ch);
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// `U = G g Gᵀ` of every channel pair of the `[3, 3, C, F]` kernel `k`, as 16 matrices
+/// `C × F` (`u[ξ·C·F + c·F + f]`), or `F × C` when `transposed`.
+#[inline(always)]
+fn transform_kernel(geo: &ConvGeometry, k: &[f32], u: &mut [f32], transposed: bool) {
+    let (c, f) = (geo.channels, geo.filters);
+    for ch in 0..c {
+        by_lanes!(f, |fi, L| {
+            let taps: [[L; 3]; 3] = tile(k, |i, j| ((i * 3 + j) * c + ch) * f + fi);
+            let t = sandwich(&taps, g);
+            if transposed {
+                for (xi, value) in t.iter().flatten().enumerate() {
+                    for (l, v) in value.0.iter().enumerate() {
+                        u[xi * c * f + (fi + l) * c + ch] = *v;
+                    }
+                }
+            } else {
+                put(u, &t, |i, j| (i * 4 + j) * c * f + ch * f + fi);
+            }
+        });
+    }
+}
+
+/// `dk = Gᵀ dU G` of the transformed kernel gradient `du` (16 matrices `C × F`).
+#[inline(always)]
+fn untransform_kernel_grad(geo: &ConvGeometry, du: &[f32], dk: &mut [f32]) {
+    let (c, f) = (geo.channels, geo.filters);
+    for ch in 0..c {
+        by_lanes!(f, |fi, L| {
+            let u: [[L; 4]; 4] = tile(du, |i, j| (i * 4 + j) * c * f + ch * f + fi);
+            for (i, out) in sandwich(&u, gt).iter().enumerate() {
+                for (j, value) in out.iter().enumerate() {
+                    value.store(dk, ((i * 3 + j) * c + ch) * f + fi);
+                }
+            }
+        });
+    }
+}
+
+/// Runs `f` compiled for AVX2 + FMA when `isa` says the CPU has them (the transforms' lane
+/// arithmetic then uses 8-wide registers; compiled for the baseline target it spilled most
+/// of its 4-wide ones to the stack).
+#[inline(always)]
+fn on<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // Safety: `isa` is AVX2 only on a CPU that has AVX2 and FMA (`Isa::best`).
+        return unsafe { avx2(f) };
+    }
+    f()
+}
+
+/// The tile ranges of one block each that a run over `images` takes.
+fn blocks(geo: &ConvGeometry, images: &Range<usize>) -> impl Iterator<Item = Range<usize>> {
+    let per = Tiles::of(geo).per_image();
+    let (first, last, size) = (images.start * per, images.end * per, block_tiles(geo));
+    (first..last).step_by(size).map(move |t| t..(t + size).min(last))
+}
+
+/// `y = conv2d(x, k)`; `scratch` holds `shared_len + parts · part_len` elements.
+pub(super) fn forward(
+    isa: Isa,
+    geo: &ConvGeometry,
+    (x, k, y): (&[f32], &[f32], &mut [f32]),
+    scratch: &mut [f32],
+    parts: usize,
+) -> Result<(), ConvError> {
+    let (c, f, grid, size) = (geo.channels, geo.filters, Tiles::of(geo), block_tiles(geo));
+    let (u, rest) = scratch.split_at_mut(shared_len(geo, ConvOp::Forward));
+    on(isa, || transform_kernel(geo, k, u, false));
+    let u = &*u;
+    let out_per_image = geo.rows.output * geo.cols.output * f;
+    let work = |images: Range<usize>, y: &mut [f32], part: &mut [f32]| {
+        let (v, m) = part.split_at_mut(XI * size * c);
+        for tiles in blocks(geo, &images) {
+            let n = tiles.len();
+            on(isa, || transform_input(geo, grid, x, tiles.clone(), v));
+            gemm_batched(
+                1.0,
+                v,
+                block(n, c, size),
+                u,
+                BatchLayout::row_major(XI, c, f),
+                0.0,
+                m,
+                block(n, f, size),
+                Parallelism::Sequential,
+            )?;
+            on(isa, || transform_output(geo, grid, m, tiles, y, images.start));
+        }
+        Ok(())
+    };
+    let part = part_len(geo, ConvOp::Forward);
+    split_images(0..geo.batch, parts, (&mut y[..geo.output_len()], out_per_image), (rest, part), &work)
+}
+
+/// `dx = conv2d_backprop_input(dy, k)`; `scratch` as `forward`'s.
+pub(super) fn backprop_input(
+    isa: Isa,
+    geo: &ConvGeometry,
+    (dy, k, dx): (&[f32], &[f32], &mut [f32]),
+    scratch: &mut [f32],
+    parts: usize,
+) -> Result<(), ConvError> {
+    let (c, f, grid, size) = (geo.channels, geo.filters, Tiles::of(geo), block_tiles(geo));
+    let (ut, rest) = scratch.split_at_mut(shared_len(geo, ConvOp::BackpropInput));
+    on(isa, || transform_kernel(geo, k, ut, true));
+    let ut = &*ut;
+    let image_len = geo.rows.input * geo.cols.input * c;
+    let work = |images: Range<usize>, dx: &mut [f32], part: &mut [f32]| {
+        dx.fill(0.0);
+        let (z, dv) = part.split_at_mut(XI * size * f);
+        for tiles in blocks(geo, &images) {
+            let n = tiles.len();
+            on(isa, || transform_grad(geo, grid, dy, tiles.clone(), z));
+            gemm_batched(
+                1.0,
+                z,
+                block(n, f, size),
+                ut,
+                BatchLayout::row_major(XI, f, c),
+                0.0,
+                dv,
+                block(n, c, size),
+                Parallelism::Sequential,
+            )?;
+            on(isa, || scatter_input(geo, grid, dv, tiles, dx, images.start));
+        }
+        Ok(())
+    };
+    let part = part_len(geo, ConvOp::BackpropInput);
+    split_images(0..geo.batch, parts, (&mut dx[..geo.input_len()], image_len), (rest, part), &work)
+}
+
+/// `dk = conv2d_backprop_filter(x, dy)`; `scratch` holds `parts · part_len` elements.
+pub(super) fn backprop_filter(
+    isa: Isa,
+    geo: &ConvGeometry,
+    (x, dy, dk): (&[f32], &[f32], &mut [f32]),
+    scratch: &mut [f32],
+    parts: usize,
+) -> Result<(), ConvError> {
+    let (c, f, grid, size) = (geo.channels, geo.filters, Tiles::of(geo), block_tiles(geo));
+    let part = part_len(geo, ConvOp::BackpropFilter);
+    let acc_len = XI * c * f;
+    // Each part accumulates the transformed gradient into the last `acc_len` elements.
+    let work = |images: Range<usize>, _: &mut [f32], part: &mut [f32]| {
+        let (blocks_part, acc) = part.split_at_mut(part.len() - acc_len);
+        let (v, z) = blocks_part.split_at_mut(XI * size * c);
+        let mut beta = 0.0;
+        for tiles in blocks(geo, &images) {
+            let n = tiles.len();
+            on(isa, || {
+                transform_input(geo, grid, x, tiles.clone(), v);
+                transform_grad(geo, grid, dy, tiles, z);
+            });
+            gemm_batched(
+                1.0,
+                v,
+                block(n, c, size).t(),
+                z,
+                block(n, f, size),
+                beta,
+                acc,
+                BatchLayout::row_major(XI, c, f),
+                Parallelism::Sequential,
+            )?;
+            beta = 1.0;
+        }
+        if beta == 0.0 {
+            acc.fill(0.0);
+        }
+        Ok(())
+    };
+    let scratch = &mut scratch[..part * parts];
+    split_images(0..geo.batch, parts, (&mut [], 0), (scratch, part), &work)?;
+    let (first, others) = scratch.split_at_mut(part);
+    let acc = &mut first[part - acc_len..];
+    for p in 0..parts - 1 {
+        for (d, s) in acc.iter_mut().zip(&others[p * part + part - acc_len..(p + 1) * part]) {
+            *d += s;
+        }
+    }
+    on(isa, || untransform_kernel_grad(geo, acc, &mut dk[..geo.kernel_len()]));
+    Ok(())
+}
