@@ -259,3 +259,34 @@ fn threads_writing_column_blocks_of_one_row_major_c_touch_only_their_elements() 
         }
     }
 }
+
+#[test]
+fn one_row_products_split_along_the_depth_match_the_reference() {
+    let mut rng = Rng::new(12);
+    // Deep one-row products (a batch-1 layer) that two threads split along the depth, with
+    // an odd depth, a width off whole vectors, a strided A row and C padding that must stay.
+    for &(n, k, a_pad) in &[(128, 784, 0), (130, 301, 0), (72, 513, 2)] {
+        for threads in [1, 2, 3] {
+            let (al, bl) = (layout(1, k, a_pad > 0, a_pad), layout(k, n, false, 0));
+            let cl = layout(1, n, false, 3);
+            let a = random_vec(&mut rng, buffer_len(al));
+            let b = random_vec(&mut rng, buffer_len(bl));
+            let mut c = vec![f32::NAN; buffer_len(cl) + 3];
+            let want = naive(1.0, &a, al, &b, bl, 0.0, &c, cl);
+            let out = MatMut::new(&mut c, cl).unwrap();
+            gemm(
+                1.0,
+                MatRef::new(&a, al).unwrap(),
+                MatRef::new(&b, bl).unwrap(),
+                0.0,
+                out,
+                Parallelism::Threads(threads),
+            )
+            .unwrap();
+            for (j, want) in want.iter().enumerate() {
+                check_close(c[j], *want, k, &format!("1×{k}·{k}×{n} on {threads} at {j}"));
+            }
+            assert!(c[n..].iter().all(|v| v.is_nan()), "1×{k}·{k}×{n} on {threads}: padding written");
+        }
+    }
+}
