@@ -7,13 +7,16 @@
 //! cache; each chunk is one GEMM. The forward pass is `y[chunk] = patches · k`, the input
 //! gradient `patches = g[chunk] · kᵀ` scattered back into `dx` (col2im), the filter
 //! gradient `dk += patchesᵀ · g[chunk]`. A 1×1 convolution with stride 1 and no padding
-//! needs no copy: the input already is its patch matrix.
+//! needs no copy: the input already is its patch matrix. Two other schemes take the shapes
+//! they are faster for: a 3×3 convolution with stride 1 and 16 or more channels and filters
+//! runs through Winograd's F(2×2, 3×3) (`conv_winograd.rs`, 2.25× fewer multiplies), a
+//! shallow patch through the direct kernels (`conv_direct.rs`).
 //!
 //! Threads: with `threads > 1` the images are split into that many contiguous runs, each
 //! with its own scratch part (and, for the filter gradient, its own accumulator, summed at
 //! the end); runs never write the same element. Invariants: nothing here allocates except
-//! the GEMM crate's packing buffers; every slice length is checked first (an `Err`, not a
-//! panic).
+//! the GEMM's per-thread packing buffers, made once; every slice length is checked first
+//! (an `Err`, not a panic).
 
 use super::gemm::{GemmError, Layout, MatMut, MatRef, Parallelism, gemm};
 use super::simd::Isa;

@@ -188,49 +188,19 @@ pub(crate) fn row_times_matrix(
     assert!(k == 0 || n == 0 || b.len() >= (k - 1) * b_stride + n, "B of {} for {k} steps", b.len());
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
+        type RowBlock = unsafe fn(usize, *const f32, usize, *const f32, usize, *mut f32);
+        let blocks: [(usize, RowBlock); 3] =
+            [(128, avx2::row_block::<16>), (64, avx2::row_block::<8>), (8, avx2::row_block::<1>)];
         let mut j = 0;
-        while j + 128 <= n {
-            // Safety: as below, for columns `j..j + 128`.
-            unsafe {
-                avx2::row_block::<16>(
-                    k,
-                    a.as_ptr(),
-                    a_stride,
-                    b.as_ptr().add(j),
-                    b_stride,
-                    out.as_mut_ptr().add(j),
-                )
-            };
-            j += 128;
-        }
-        while j + 64 <= n {
-            // Safety: AVX2 and FMA are present; columns `j..j + 64` are below `n`, so the
-            // asserts above bound every load and store.
-            unsafe {
-                avx2::row_block::<8>(
-                    k,
-                    a.as_ptr(),
-                    a_stride,
-                    b.as_ptr().add(j),
-                    b_stride,
-                    out.as_mut_ptr().add(j),
-                )
-            };
-            j += 64;
-        }
-        while j + 8 <= n {
-            // Safety: as above, for columns `j..j + 8`.
-            unsafe {
-                avx2::row_block::<1>(
-                    k,
-                    a.as_ptr(),
-                    a_stride,
-                    b.as_ptr().add(j),
-                    b_stride,
-                    out.as_mut_ptr().add(j),
-                )
-            };
-            j += 8;
+        for (width, block) in blocks {
+            while j + width <= n {
+                // Safety: AVX2 and FMA are present; columns `j..j + width` are below `n`, so
+                // the asserts above bound every load and store.
+                unsafe {
+                    block(k, a.as_ptr(), a_stride, b.as_ptr().add(j), b_stride, out.as_mut_ptr().add(j))
+                };
+                j += width;
+            }
         }
         for (jj, o) in out.iter_mut().enumerate().skip(j) {
             *o = (0..k).map(|p| a[p * a_stride] * b[p * b_stride + jj]).sum();
