@@ -120,12 +120,18 @@ pub(super) fn part_len(geo: &ConvGeometry, op: ConvOp) -> usize {
     }
 }
 
-/// The 16 row-major matrices of `rows` rows and `cols` columns one block holds, one after
-/// another `BLOCK_TILES.end · cols` apart: element `(ξ, row, col)` at `ξ·stride + row·cols +
-/// col`. (Interleaving them row by row, so that a tile's transform writes one contiguous
-/// run, measured 10-20 % slower: the products then read and write strided rows.)
+/// The 16 row-major matrices of `rows` rows and `cols` columns a block of room for `size`
+/// tiles holds, one after another: row `row` of matrix `ξ` at `in_block(size, cols, ξ, row)`.
+/// (Interleaving them row by row, so that a tile's transform writes one contiguous run,
+/// measured 10-20 % slower: the products then read and write strided rows.)
 fn block(rows: usize, cols: usize, size: usize) -> BatchLayout {
-    BatchLayout { batch: XI, batch_stride: size * cols, matrix: Layout::row_major(rows, cols) }
+    BatchLayout { batch: XI, batch_stride: in_block(size, cols, 1, 0), matrix: Layout::row_major(rows, cols) }
+}
+
+/// Offset of row `row` of matrix `ξ` in `block`'s layout.
+#[inline(always)]
+fn in_block(size: usize, cols: usize, xi: usize, row: usize) -> usize {
+    (xi * size + row) * cols
 }
 
 /// Offset of input element `(image, h, w, 0)`, or `None` in the padding.
@@ -144,15 +150,20 @@ fn patch_origin(geo: &ConvGeometry, oh: usize, ow: usize) -> (isize, isize) {
 
 /// Writes `V = Bᵀ d B` of tiles `tiles` into rows `0..` of a block (`block`'s layout).
 #[inline(always)]
-fn transform_input(geo: &ConvGeometry, grid: Tiles, x: &[f32], tiles: Range<usize>, v: &mut [f32]) {
+fn transform_input(
+    geo: &ConvGeometry,
+    grid: Tiles,
+    x: &[f32],
+    tiles: Range<usize>,
+    (v, size): (&mut [f32], usize),
+) {
     let c = geo.channels;
-    let stride = block_tiles(geo) * c;
     for (row, image, oh, ow) in grid.walk(tiles) {
         let (h0, w0) = patch_origin(geo, oh, ow);
         let at = offsets::<4>(|i, j| input_at(geo, image, h0 + i as isize, w0 + j as isize));
         by_lanes!(c, |ch, L| {
             let d: [[L; 4]; 4] = gather(x, &at, ch);
-            put(v, &sandwich(&d, bt), |i, j| (i * 4 + j) * stride + row * c + ch);
+            put(v, &sandwich(&d, bt), |i, j| in_block(size, c, i * 4 + j, row) + ch);
         });
     }
 }
@@ -160,16 +171,21 @@ fn transform_input(geo: &ConvGeometry, grid: Tiles, x: &[f32], tiles: Range<usiz
 /// Writes `Z = A dY Aᵀ` of tiles `tiles` into rows `0..` of a block (`block`'s layout)
 /// (the outputs past the last row or column, which no tile computes, count as zero).
 #[inline(always)]
-fn transform_grad(geo: &ConvGeometry, grid: Tiles, dy: &[f32], tiles: Range<usize>, z: &mut [f32]) {
+fn transform_grad(
+    geo: &ConvGeometry,
+    grid: Tiles,
+    dy: &[f32],
+    tiles: Range<usize>,
+    (z, size): (&mut [f32], usize),
+) {
     let (f, (oh_n, ow_n)) = (geo.filters, (geo.rows.output, geo.cols.output));
-    let stride = block_tiles(geo) * f;
     for (row, image, oh, ow) in grid.walk(tiles) {
         let at = offsets::<2>(|i, j| {
             (oh + i < oh_n && ow + j < ow_n).then(|| ((image * oh_n + oh + i) * ow_n + ow + j) * f)
         });
         by_lanes!(f, |fi, L| {
             let y: [[L; 2]; 2] = gather(dy, &at, fi);
-            put(z, &sandwich(&y, a), |i, j| (i * 4 + j) * stride + row * f + fi);
+            put(z, &sandwich(&y, a), |i, j| in_block(size, f, i * 4 + j, row) + fi);
         });
     }
 }
@@ -179,16 +195,15 @@ fn transform_grad(geo: &ConvGeometry, grid: Tiles, dy: &[f32], tiles: Range<usiz
 fn transform_output(
     geo: &ConvGeometry,
     grid: Tiles,
-    m: &[f32],
+    (m, size): (&[f32], usize),
     tiles: Range<usize>,
     y: &mut [f32],
     first: usize,
 ) {
     let (f, (oh_n, ow_n)) = (geo.filters, (geo.rows.output, geo.cols.output));
-    let stride = block_tiles(geo) * f;
     for (row, image, oh, ow) in grid.walk(tiles) {
         by_lanes!(f, |fi, L| {
-            let m: [[L; 4]; 4] = tile(m, |i, j| (i * 4 + j) * stride + row * f + fi);
+            let m: [[L; 4]; 4] = tile(m, |i, j| in_block(size, f, i * 4 + j, row) + fi);
             for (i, out) in sandwich(&m, at).iter().enumerate() {
                 for (j, value) in out.iter().enumerate() {
                     if oh + i < oh_n && ow + j < ow_n {
@@ -206,18 +221,17 @@ fn transform_output(
 fn scatter_input(
     geo: &ConvGeometry,
     grid: Tiles,
-    dv: &[f32],
+    (dv, size): (&[f32], usize),
     tiles: Range<usize>,
     dx: &mut [f32],
     first: usize,
 ) {
     let c = geo.channels;
-    let stride = block_tiles(geo) * c;
     for (row, image, oh, ow) in grid.walk(tiles) {
         let (h0, w0) = patch_origin(geo, oh, ow);
         let at = offsets::<4>(|i, j| input_at(geo, image - first, h0 + i as isize, w0 + j as isize));
         by_lanes!(c, |ch, L| {
-            let v: [[L; 4]; 4] = tile(dv, |i, j| (i * 4 + j) * stride + row * c + ch);
+            let v: [[L; 4]; 4] = tile(dv, |i, j| in_block(size, c, i * 4 + j, row) + ch);
             for (out, at) in sandwich(&v, b).iter().zip(&at) {
                 for (value, at) in out.iter().zip(at) {
                     if let Some(p) = at {
@@ -335,7 +349,7 @@ pub(super) fn forward(
         let (v, m) = part.split_at_mut(XI * size * c);
         for tiles in blocks(geo, &images) {
             let n = tiles.len();
-            on(isa, || transform_input(geo, grid, x, tiles.clone(), v));
+            on(isa, || transform_input(geo, grid, x, tiles.clone(), (v, size)));
             gemm_batched(
                 1.0,
                 v,
@@ -347,7 +361,7 @@ pub(super) fn forward(
                 block(n, f, size),
                 Parallelism::Sequential,
             )?;
-            on(isa, || transform_output(geo, grid, m, tiles, y, images.start));
+            on(isa, || transform_output(geo, grid, (m, size), tiles, y, images.start));
         }
         Ok(())
     };
@@ -373,7 +387,7 @@ pub(super) fn backprop_input(
         let (z, dv) = part.split_at_mut(XI * size * f);
         for tiles in blocks(geo, &images) {
             let n = tiles.len();
-            on(isa, || transform_grad(geo, grid, dy, tiles.clone(), z));
+            on(isa, || transform_grad(geo, grid, dy, tiles.clone(), (z, size)));
             gemm_batched(
                 1.0,
                 z,
@@ -385,7 +399,7 @@ pub(super) fn backprop_input(
                 block(n, c, size),
                 Parallelism::Sequential,
             )?;
-            on(isa, || scatter_input(geo, grid, dv, tiles, dx, images.start));
+            on(isa, || scatter_input(geo, grid, (dv, size), tiles, dx, images.start));
         }
         Ok(())
     };
@@ -412,8 +426,8 @@ pub(super) fn backprop_filter(
         for tiles in blocks(geo, &images) {
             let n = tiles.len();
             on(isa, || {
-                transform_input(geo, grid, x, tiles.clone(), v);
-                transform_grad(geo, grid, dy, tiles, z);
+                transform_input(geo, grid, x, tiles.clone(), (v, size));
+                transform_grad(geo, grid, dy, tiles, (z, size));
             });
             gemm_batched(
                 1.0,

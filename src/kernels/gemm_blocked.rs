@@ -186,7 +186,7 @@ fn sequential(ops: Operands<'_>, mut c: CView<'_>, ws: &mut Workspace) {
         scale(&mut c, cl, beta);
         return;
     }
-    if m == 1 && alpha == 1.0 && beta == 0.0 && bl.col_stride == 1 && cl.col_stride == 1 {
+    if streams_one_row(&ops) {
         // One row (a batch-1 prediction): B streams once, no packing.
         row_times_matrix(k, a, al.col_stride, b, bl.row_stride, c.row(0, n));
         return;
