@@ -8,7 +8,7 @@
 //! - [`locate`]: the search path (`--data`, `$DNNC_DATA`, the cache) and downloads by `curl`;
 //! - [`error`]: [`DataError`], the one error type of every loader;
 //! - [`idx`]: IDX files (raw or gzip); [`mnist`]: MNIST and Fashion-MNIST;
-//! - [`batch`]: the validation split, the seeded [`Batcher`] and its prefetching iterator;
+//! - [`batch`]: the validation split, the seeded [`Batcher`] and its epochs' batches;
 //! - [`csv`]: numeric CSV; [`npy`]: NumPy `.npy`/`.npz` (with [`zip`], a minimal ZIP reader);
 //! - [`random`]: seeded synthetic datasets with learnable labels;
 //! - [`cifar`]: CIFAR-10 binary batches and a stand-in written from MNIST;
@@ -32,7 +32,7 @@ pub mod text;
 pub mod zip;
 
 pub use augment::Augment;
-pub use batch::{Batch, BatchArray, Batcher, Prefetch, split_validation};
+pub use batch::{Batch, BatchArray, Batcher, EpochIter, split_validation};
 pub use cifar::{cifar10, write_standin_cifar};
 pub use csv::{CsvOptions, LabelColumn, read_csv};
 pub use error::DataError;

@@ -8,7 +8,7 @@ use crate::ops::Value;
 use crate::runtime::data::{Batch, BatchArray, Batcher, DataDirs, Dataset};
 use crate::runtime::metrics::{LabelArray, LabelKind, Metric, MetricSpec, MetricValue};
 use crate::sema::{self, Literal, RuntimeValue, TrainSpec};
-use ndarray::ArrayD;
+use ndarray::{ArrayD, IxDyn};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -49,16 +49,36 @@ pub(super) fn make_metrics(spec: &TrainSpec, names: &[RuntimeValue]) -> Result<V
         .collect()
 }
 
-/// A batch as graph inputs: the features, then the labels when the graph takes them
-/// (a graph without a loss takes only the features).
-pub(super) fn batch_values(b: &Batch, graph: &Graph) -> Vec<Value> {
-    let conv = |a: &BatchArray| match a {
-        BatchArray::F32(x) => Value::F32(x.clone()),
-        BatchArray::I64(x) => Value::I64(x.clone()),
+/// Moves a batch's arrays into `inputs`, without copying them: the features, then the
+/// labels when the graph takes them (a graph without a loss takes only the features).
+/// [`give_back`] returns them, so that the next `fill` reuses their buffers.
+pub(super) fn lend_inputs(b: &mut Batch, graph: &Graph, inputs: &mut Vec<Value>) {
+    let take = |a: &mut BatchArray| match std::mem::replace(a, BatchArray::F32(ArrayD::zeros(IxDyn(&[0])))) {
+        BatchArray::F32(x) => Value::F32(x),
+        BatchArray::I64(x) => Value::I64(x),
     };
-    let mut values = vec![conv(&b.x), conv(&b.y)];
-    values.truncate(graph.inputs.len());
-    values
+    inputs.clear();
+    inputs.push(take(&mut b.x));
+    if graph.inputs.len() > 1 {
+        inputs.push(take(&mut b.y));
+    }
+}
+
+/// Returns the arrays [`lend_inputs`] moved out of `b`.
+pub(super) fn give_back(b: &mut Batch, inputs: &mut Vec<Value>) {
+    for (k, v) in inputs.drain(..).enumerate() {
+        let array = match v {
+            Value::F32(a) => BatchArray::F32(a),
+            Value::I64(a) => BatchArray::I64(a),
+            // Not reachable: only arrays were lent.
+            _ => continue,
+        };
+        if k == 0 {
+            b.x = array;
+        } else {
+            b.y = array;
+        }
+    }
 }
 
 pub(super) fn labels(b: &Batch) -> LabelArray {
@@ -96,10 +116,12 @@ pub(super) fn run_eval(
         m.reset();
     }
     let (mut loss_sum, mut seen) = (0.0, 0usize);
-    for b in batcher.epoch(0) {
+    let (mut batches, mut b, mut inputs) = (batcher.epoch(0), Batch::empty(), Vec::new());
+    while batches.fill(&mut b) {
         let n = b.len();
-        let outs =
-            exe.run(&batch_values(&b, graph), &params, 0).map_err(|e| run_error(&graph.name, 0, 0, e))?;
+        lend_inputs(&mut b, graph, &mut inputs);
+        let outs = exe.run(&inputs, &params, 0).map_err(|e| run_error(&graph.name, 0, 0, e))?;
+        give_back(&mut b, &mut inputs);
         if let Some(i) = loss_i {
             loss_sum += scalar(&outs[i]) * n as f64;
         }
@@ -206,9 +228,12 @@ pub fn predict(
         .position(|(n, _)| n == "output")
         .ok_or_else(|| TrainError::Setup("the graph has no output".into()))?;
     let mut rows = Vec::new();
-    for b in Batcher::new(data, count.max(1), 0)?.without_shuffle().epoch(0) {
-        let outs =
-            exe.run(&batch_values(&b, graph), &params, 0).map_err(|e| run_error(&graph.name, 0, 0, e))?;
+    let mut batches = Batcher::new(data, count.max(1), 0)?.without_shuffle().epoch(0);
+    let (mut b, mut inputs) = (Batch::empty(), Vec::new());
+    while batches.fill(&mut b) {
+        lend_inputs(&mut b, graph, &mut inputs);
+        let outs = exe.run(&inputs, &params, 0).map_err(|e| run_error(&graph.name, 0, 0, e))?;
+        give_back(&mut b, &mut inputs);
         rows.push(as_f32(&outs[out_i]));
     }
     let views: Vec<_> = rows.iter().map(|r| r.view()).collect();

@@ -1,14 +1,14 @@
 //! The training loop of a `train` block (Keras' `fit`).
 
 use super::backend::{make_stepper, prepare_with};
-use super::evaluate::{batch_values, labels, make_metrics, run_eval};
+use super::evaluate::{give_back, labels, lend_inputs, make_metrics, run_eval};
 use super::params::ParamStore;
 use super::{RunConfig, TrainError, sources};
 use crate::autodiff;
 use crate::ir::pool_first::pool_first;
 use crate::ir::simplify::simplify;
 use crate::ir::{Graph, debug_verify};
-use crate::runtime::data::{Batcher, DataDirs, Dataset, split_validation};
+use crate::runtime::data::{Batch, Batcher, DataDirs, Dataset, split_validation};
 use crate::runtime::history::{EpochRecord, History};
 use crate::runtime::optim::{ArgValue, OptimizerSpec};
 use crate::runtime::progress::Progress;
@@ -144,6 +144,8 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
 
     let mut step: u64 = 0;
     let mut progress = Progress::new(&mut *out, interactive, epochs, steps);
+    // One batch refilled step after step, its arrays lent to the step: no copy, no allocation.
+    let (mut b, mut inputs) = (Batch::empty(), Vec::new());
     for epoch in 0..epochs {
         progress.begin_epoch(epoch + 1)?;
         let started = Instant::now();
@@ -151,20 +153,22 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
             m.reset();
         }
         let (mut loss_sum, mut seen) = (0.0, 0usize);
-        let mut prefetch = batcher.epoch_prefetch(epoch as u64);
+        let mut batches = batcher.epoch(epoch as u64);
         let mut i = 0;
-        while let Some(b) = prefetch.next() {
+        while batches.fill(&mut b) {
             let n = b.len();
             if let Some(s) = &schedule {
                 stepper.set_lr(s.lr_at(step));
             }
-            let stats = stepper
-                .step(&batch_values(&b, &graph), step)
-                .map_err(|e| e.into_train(&graph.name, epoch + 1, step))?;
+            batches.prefetch_next();
+            lend_inputs(&mut b, &graph, &mut inputs);
+            let stats =
+                stepper.step(&inputs, step).map_err(|e| e.into_train(&graph.name, epoch + 1, step))?;
             let loss = stats.loss;
             loss_sum += loss * n as f64;
             seen += n;
             let pred = stats.predictions.to_owned();
+            give_back(&mut b, &mut inputs);
             let y = labels(&b);
             for m in metrics.iter_mut() {
                 m.update(&y, &pred).map_err(|e| TrainError::Setup(e.to_string()))?;
@@ -176,7 +180,6 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
                 .filter_map(|m| m.result().as_scalar().map(|s| (m.name().to_string(), s)))
                 .collect();
             progress.step(i, loss_sum / seen as f64, &shown);
-            prefetch.recycle(b);
         }
         let train_loss = loss_sum / seen.max(1) as f64;
         let train_metrics: Vec<(String, f64)> = metrics
