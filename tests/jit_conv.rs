@@ -93,7 +93,7 @@ fn two_threads_train_the_cnn_like_one() {
     for threads in [1, 2] {
         let store = ParamStore::init(spec.train_graph.as_ref().unwrap(), 1).unwrap();
         let opt = dnnc::runtime::optim::OptimizerSpec::from_call("Adam", &[]).unwrap();
-        let options = PlanOptions { threads, parallel_threshold: 1 };
+        let options = PlanOptions { threads, parallel_threshold: 1, ..PlanOptions::default() };
         let mut s = JitStepper::new(&graph, store, opt, 0, options).unwrap();
         for step in 0..2 {
             s.step(&batch, step).expect("step");

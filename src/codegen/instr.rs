@@ -68,6 +68,10 @@ pub enum Instr {
         len: usize,
         threads: usize,
     },
+    /// A parameter's gradient product (`Gemm`) with the parameter's `Update` run on each
+    /// block of the gradient as soon as the block is final (`fuse_update.rs`). `grad` is
+    /// the gradient's node, named if its values turn out not to be finite.
+    ProductUpdate { product: Box<Instr>, update: Box<Instr>, grad: NodeId },
     /// A window of columns copied between row-major matrices: a `slice` or a `pad` along
     /// the last axis (`columns.rs`).
     Columns { from: Vec<Ptr>, to: Ptr, cols: super::columns::Columns },
@@ -174,10 +178,13 @@ pub struct PlanOptions {
     pub threads: usize,
     /// Multiply-adds from which a product uses `threads`.
     pub parallel_threshold: usize,
+    /// Fuse the last weight gradient's product with its update (`fuse_update.rs`); off
+    /// only to compare the two.
+    pub fuse_updates: bool,
 }
 
 impl Default for PlanOptions {
     fn default() -> PlanOptions {
-        PlanOptions { threads: 1, parallel_threshold: PARALLEL_THRESHOLD }
+        PlanOptions { threads: 1, parallel_threshold: PARALLEL_THRESHOLD, fuse_updates: true }
     }
 }

@@ -15,6 +15,7 @@
 pub mod columns;
 mod driver;
 mod emit;
+mod fuse_update;
 mod host;
 mod instr;
 pub mod jit;

@@ -24,6 +24,109 @@ fn list(ps: &[Ptr]) -> String {
 }
 
 impl Plan {
+    /// One instruction's line, without its index.
+    fn line(&self, instr: &Instr) -> String {
+        match instr {
+            Instr::Kernel { kernel, inputs, outputs, rows, cols } => {
+                let exact = if self.kernels[*kernel].1 { "" } else { " exact" };
+                format!("kernel{kernel}{exact} {rows}x{cols} ({}) -> {}", list(inputs), list(outputs))
+            }
+            Instr::Gemm { a, b, c, layouts: [la, lb, _], threads } => format!(
+                "gemm {}x[{}x{}] @ [{}x{}] ({} @ {}) -> {}{}",
+                la.batch,
+                la.matrix.rows,
+                la.matrix.cols,
+                lb.matrix.rows,
+                lb.matrix.cols,
+                ptr(a),
+                ptr(b),
+                ptr(c),
+                if *threads > 1 { format!(" on {threads} threads") } else { String::new() }
+            ),
+            Instr::OneHot { labels, out: o, rows, depth } => {
+                format!("one_hot {rows}x{depth} ({}) -> {}", ptr(labels), ptr(o))
+            }
+            Instr::Window { node, kernel, a, b, out: o, scratch, threads } => {
+                let operands = if kernel.lens()[1] > 0 { list(&[*a, *b]) } else { ptr(a) };
+                let threads = if *threads > 1 { format!(" on {threads} threads") } else { String::new() };
+                let scratch = match kernel.scratch_len(1) {
+                    0 => String::new(),
+                    _ => format!(", scratch {}", ptr(scratch)),
+                };
+                format!("{} %{} ({operands}) -> {}{scratch}{threads}", kernel.name(), node.0, ptr(o))
+            }
+            Instr::Fallback { node, operands, out: o } => {
+                let ins: Vec<Ptr> = operands.iter().map(|x| x.0).collect();
+                format!("reference %{} ({}) -> {}", node.0, list(&ins), ptr(&o.0))
+            }
+            Instr::Norm { grads, global, .. } => {
+                let gs: Vec<Ptr> = grads.iter().map(|g| g.0).collect();
+                format!("clip_norm{} ({})", if *global { " global" } else { "" }, list(&gs))
+            }
+            Instr::Update { kind, param, grad, slots, len, threads, .. } => {
+                let threads = if *threads > 1 { format!(" on {threads} threads") } else { String::new() };
+                let mut operands = vec![*param, *grad];
+                operands.extend(slots);
+                format!("update {} {len} ({}){threads}", kind.name(), list(&operands))
+            }
+            Instr::Columns { from, to, cols: c } => {
+                let parts: Vec<String> = c
+                    .parts
+                    .iter()
+                    .map(|p| format!("[{}..{}] -> [{}..]", p.from_start, p.from_start + p.len, p.to_start))
+                    .collect();
+                let zero = if c.zero { ", zero-filled" } else { "" };
+                let (rows, width) = (c.rows, c.to_width);
+                format!("columns {rows}x{width} {}{zero} ({}) -> {}", parts.join(" "), list(from), ptr(to))
+            }
+            Instr::Copy { from, to, len } => format!("copy {len} ({}) -> {}", ptr(from), ptr(to)),
+            Instr::Accumulate { x, out: o, acc } => {
+                format!("accumulate {:?} ({}) -> {}", acc.dims, ptr(x), ptr(o))
+            }
+            Instr::Random { dist, stream, out: o, len } => {
+                format!("random {dist:?} stream {stream} {len} -> {}", ptr(o))
+            }
+            Instr::Guard { values } => {
+                let checked: Vec<String> = values.iter().map(|(n, _, _)| format!("%{}", n.0)).collect();
+                format!("guard finite {}", checked.join(", "))
+            }
+            Instr::Scan(lp) => {
+                let ins: Vec<Ptr> = lp.operands.iter().map(|x| x.0).collect();
+                let outs: Vec<Ptr> = lp.results.iter().map(|x| x.1).collect();
+                let halves = match &lp.halves {
+                    Some(h) => format!(", batch rows ..{} and {}.. side by side", h.rows, h.rows),
+                    None => String::new(),
+                };
+                format!(
+                    "scan %{}{} {} steps, body of {} instructions{halves} ({}) -> {}",
+                    lp.node.0,
+                    if lp.reverse { " reverse" } else { "" },
+                    lp.steps,
+                    lp.plan.instrs.len(),
+                    list(&ins),
+                    list(&outs)
+                )
+            }
+            Instr::Gather { table, ids, out: o, count, width, .. } => {
+                format!("gather {count}x{width} ({}, {}) -> {}", ptr(table), ptr(ids), ptr(o))
+            }
+            Instr::ScatterAdd { ids, g, out: o, rows, width, .. } => {
+                format!("scatter_add {rows}x{width} ({}, {}) -> {}", ptr(ids), ptr(g), ptr(o))
+            }
+            Instr::CastI64 { from, to, len } => {
+                format!("cast_i64 {len} ({}) -> {}", ptr(from), ptr(to))
+            }
+            Instr::ProductUpdate { product, update, grad } => {
+                format!(
+                    "{}, then per finished block of %{}: {}",
+                    self.line(product),
+                    grad.0,
+                    self.line(update)
+                )
+            }
+        }
+    }
+
     /// The plan as text; `bindings` names the symbol values it was specialized for.
     pub fn describe(&self, bindings: &str) -> String {
         let mut out = String::new();
@@ -41,118 +144,7 @@ impl Plan {
         }
         for (i, instr) in self.instrs.iter().enumerate() {
             let _ = write!(out, "  i{i:<4}");
-            let _ = match instr {
-                Instr::Kernel { kernel, inputs, outputs, rows, cols } => {
-                    let exact = if self.kernels[*kernel].1 { "" } else { " exact" };
-                    writeln!(
-                        out,
-                        "kernel{kernel}{exact} {rows}x{cols} ({}) -> {}",
-                        list(inputs),
-                        list(outputs)
-                    )
-                }
-                Instr::Gemm { a, b, c, layouts: [la, lb, _], threads } => writeln!(
-                    out,
-                    "gemm {}x[{}x{}] @ [{}x{}] ({} @ {}) -> {}{}",
-                    la.batch,
-                    la.matrix.rows,
-                    la.matrix.cols,
-                    lb.matrix.rows,
-                    lb.matrix.cols,
-                    ptr(a),
-                    ptr(b),
-                    ptr(c),
-                    if *threads > 1 { format!(" on {threads} threads") } else { String::new() }
-                ),
-                Instr::OneHot { labels, out: o, rows, depth } => {
-                    writeln!(out, "one_hot {rows}x{depth} ({}) -> {}", ptr(labels), ptr(o))
-                }
-                Instr::Window { node, kernel, a, b, out: o, scratch, threads } => {
-                    let operands = if kernel.lens()[1] > 0 { list(&[*a, *b]) } else { ptr(a) };
-                    let threads = if *threads > 1 { format!(" on {threads} threads") } else { String::new() };
-                    let scratch = match kernel.scratch_len(1) {
-                        0 => String::new(),
-                        _ => format!(", scratch {}", ptr(scratch)),
-                    };
-                    writeln!(
-                        out,
-                        "{} %{} ({operands}) -> {}{scratch}{threads}",
-                        kernel.name(),
-                        node.0,
-                        ptr(o)
-                    )
-                }
-                Instr::Fallback { node, operands, out: o } => {
-                    let ins: Vec<Ptr> = operands.iter().map(|x| x.0).collect();
-                    writeln!(out, "reference %{} ({}) -> {}", node.0, list(&ins), ptr(&o.0))
-                }
-                Instr::Norm { grads, global, .. } => {
-                    let gs: Vec<Ptr> = grads.iter().map(|g| g.0).collect();
-                    writeln!(out, "clip_norm{} ({})", if *global { " global" } else { "" }, list(&gs))
-                }
-                Instr::Update { kind, param, grad, slots, len, threads, .. } => {
-                    let threads = if *threads > 1 { format!(" on {threads} threads") } else { String::new() };
-                    let mut operands = vec![*param, *grad];
-                    operands.extend(slots);
-                    writeln!(out, "update {} {len} ({}){threads}", kind.name(), list(&operands))
-                }
-                Instr::Columns { from, to, cols: c } => {
-                    let parts: Vec<String> = c
-                        .parts
-                        .iter()
-                        .map(|p| {
-                            format!("[{}..{}] -> [{}..]", p.from_start, p.from_start + p.len, p.to_start)
-                        })
-                        .collect();
-                    let zero = if c.zero { ", zero-filled" } else { "" };
-                    let (rows, width) = (c.rows, c.to_width);
-                    writeln!(
-                        out,
-                        "columns {rows}x{width} {}{zero} ({}) -> {}",
-                        parts.join(" "),
-                        list(from),
-                        ptr(to)
-                    )
-                }
-                Instr::Copy { from, to, len } => writeln!(out, "copy {len} ({}) -> {}", ptr(from), ptr(to)),
-                Instr::Accumulate { x, out: o, acc } => {
-                    writeln!(out, "accumulate {:?} ({}) -> {}", acc.dims, ptr(x), ptr(o))
-                }
-                Instr::Random { dist, stream, out: o, len } => {
-                    writeln!(out, "random {dist:?} stream {stream} {len} -> {}", ptr(o))
-                }
-                Instr::Guard { values } => {
-                    let checked: Vec<String> = values.iter().map(|(n, _, _)| format!("%{}", n.0)).collect();
-                    writeln!(out, "guard finite {}", checked.join(", "))
-                }
-                Instr::Scan(lp) => {
-                    let ins: Vec<Ptr> = lp.operands.iter().map(|x| x.0).collect();
-                    let outs: Vec<Ptr> = lp.results.iter().map(|x| x.1).collect();
-                    let halves = match &lp.halves {
-                        Some(h) => format!(", batch rows ..{} and {}.. side by side", h.rows, h.rows),
-                        None => String::new(),
-                    };
-                    writeln!(
-                        out,
-                        "scan %{}{} {} steps, body of {} instructions{halves} ({}) -> {}",
-                        lp.node.0,
-                        if lp.reverse { " reverse" } else { "" },
-                        lp.steps,
-                        lp.plan.instrs.len(),
-                        list(&ins),
-                        list(&outs)
-                    )
-                }
-                Instr::Gather { table, ids, out: o, count, width, .. } => {
-                    writeln!(out, "gather {count}x{width} ({}, {}) -> {}", ptr(table), ptr(ids), ptr(o))
-                }
-                Instr::ScatterAdd { ids, g, out: o, rows, width, .. } => {
-                    writeln!(out, "scatter_add {rows}x{width} ({}, {}) -> {}", ptr(ids), ptr(g), ptr(o))
-                }
-                Instr::CastI64 { from, to, len } => {
-                    writeln!(out, "cast_i64 {len} ({}) -> {}", ptr(from), ptr(to))
-                }
-            };
+            let _ = writeln!(out, "{}", self.line(instr));
         }
         let _ = writeln!(out, "  buffers (node: arena range, live instructions):");
         for b in &self.buffers {

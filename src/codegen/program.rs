@@ -108,13 +108,10 @@ impl Program {
                     }
                     continue;
                 }
-                Instr::Gemm { a, b, c, layouts, threads } => ops.push(HostOp::Gemm {
-                    a: slot(*a, &mut frame),
-                    b: slot(*b, &mut frame),
-                    c: slot(*c, &mut frame),
-                    layouts: *layouts,
-                    threads: *threads,
-                }),
+                Instr::Gemm { .. } | Instr::Update { .. } | Instr::ProductUpdate { .. } => {
+                    let hyper = plan.hyper_ext.unwrap_or(0);
+                    ops.extend(product_or_update_op(instr, hyper, graph, &mut |p| slot(p, &mut frame)));
+                }
                 Instr::OneHot { labels, out, rows, depth } => ops.push(HostOp::OneHot {
                     labels: slot(*labels, &mut frame),
                     out: slot(*out, &mut frame),
@@ -167,23 +164,6 @@ impl Program {
                     out: slot(*out, &mut frame),
                     len: *len,
                 }),
-                Instr::Update { kind, index, param, grad, slots, len, threads } => {
-                    let hyper = plan.hyper_ext.unwrap_or(0);
-                    let mut at = |offset: usize| slot(Ptr { base: Base::Ext(hyper), offset }, &mut frame);
-                    let scalars = [H_LR, H_LR_T, H_CLIP, H_L2, H_DECAY, H_SCALE0 + index].map(&mut at);
-                    let param = slot(*param, &mut frame);
-                    let grad = slot(*grad, &mut frame);
-                    let slots = slots.iter().map(|&p| slot(p, &mut frame)).collect();
-                    ops.push(HostOp::Update {
-                        kind: kind.clone(),
-                        param,
-                        grad,
-                        slots,
-                        scalars,
-                        len: *len,
-                        threads: *threads,
-                    })
-                }
                 Instr::Columns { from, to, cols } => ops.push(HostOp::Columns {
                     from: from.iter().map(|&p| slot(p, &mut frame)).collect(),
                     to: slot(*to, &mut frame),
@@ -480,4 +460,41 @@ impl Program {
         };
         if dtype == DType::Bool { value.cast(DType::Bool) } else { value }
     }
+}
+
+/// The host op of a product, of an update, or of the two fused, its pointers given as the
+/// frame slots `slot` makes; `hyper` is the external index of the hyper block.
+fn product_or_update_op(
+    instr: &Instr,
+    hyper: usize,
+    graph: &Graph,
+    slot: &mut dyn FnMut(Ptr) -> usize,
+) -> Option<HostOp> {
+    Some(match instr {
+        Instr::Gemm { a, b, c, layouts, threads } => {
+            HostOp::Gemm { a: slot(*a), b: slot(*b), c: slot(*c), layouts: *layouts, threads: *threads }
+        }
+        Instr::Update { kind, index, param, grad, slots, len, threads } => {
+            let scalars = [H_LR, H_LR_T, H_CLIP, H_L2, H_DECAY, H_SCALE0 + index]
+                .map(|offset| slot(Ptr { base: Base::Ext(hyper), offset }));
+            HostOp::Update {
+                kind: kind.clone(),
+                param: slot(*param),
+                grad: slot(*grad),
+                slots: slots.iter().map(|&p| slot(p)).collect(),
+                scalars,
+                len: *len,
+                threads: *threads,
+            }
+        }
+        Instr::ProductUpdate { product, update, grad } => {
+            let n = graph.node(*grad);
+            HostOp::ProductUpdate {
+                product: Box::new(product_or_update_op(product, hyper, graph, slot)?),
+                update: Box::new(product_or_update_op(update, hyper, graph, slot)?),
+                grad: (*grad, n.op.name(), n.span),
+            }
+        }
+        _ => return None,
+    })
 }

@@ -510,6 +510,14 @@ pub fn specialize(
         };
         instrs.push(instr);
     }
+    if training.is_some()
+        && options.fuse_updates
+        && let Some(moved) = super::fuse_update::fuse_last_gradient(&mut instrs)
+    {
+        for b in &mut buffers {
+            (b.first, b.last) = (moved[b.first], moved[b.last]);
+        }
+    }
     let outputs =
         g.outputs.iter().map(|(_, o)| (ptr(*o), g.ty(*o).dtype, shapes[o.index()].clone())).collect();
     let _ = np;

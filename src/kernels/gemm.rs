@@ -228,6 +228,38 @@ pub fn gemm(
     Ok(())
 }
 
+/// A block of C holding its final values, as [`gemm_then`] reports it: rows
+/// `row..row + rows` and columns `col..col + cols` of C, element `(i, j)` of the block at
+/// `values[i·row_stride + j·col_stride]`.
+pub struct FinishedBlock<'c> {
+    pub row: usize,
+    pub rows: usize,
+    pub col: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+    pub values: &'c [f32],
+}
+
+/// What [`gemm_then`] calls on each finished block of C.
+pub type BlockDone<'a> = dyn Fn(FinishedBlock<'_>) + Sync + 'a;
+
+/// `C = A·B` like [`gemm`] (alpha 1, beta 0), calling `done` on each block of C as soon as
+/// its last value is stored, while the block is still in cache: the blocks cover C once,
+/// disjoint, each reported by the thread that wrote it (several threads at once).
+pub fn gemm_then(
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: MatMut<'_>,
+    parallelism: Parallelism,
+    done: &BlockDone<'_>,
+) -> Result<(), GemmError> {
+    check_shapes(a.layout, b.layout, c.layout)?;
+    let ops = Operands::new(1.0, a.data, a.layout, b.data, b.layout, 0.0, c.layout);
+    super::gemm_blocked::product(Operands { done: Some(done), ..ops }, c.data, parallelism.threads());
+    Ok(())
+}
+
 /// Runs the blocked product on views whose lengths, strides and shapes were validated.
 #[allow(clippy::too_many_arguments)]
 fn gemm_unchecked_shapes(
@@ -241,7 +273,7 @@ fn gemm_unchecked_shapes(
     cl: Layout,
     parallelism: Parallelism,
 ) {
-    let ops = Operands { alpha, beta, a, al, b, bl, cl };
+    let ops = Operands::new(alpha, a, al, b, bl, beta, cl);
     super::gemm_blocked::product(ops, c, parallelism.threads());
 }
 

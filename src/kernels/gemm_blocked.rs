@@ -10,7 +10,7 @@
 //! training step's products allocate nothing once warm. Parallel products split C into
 //! disjoint blocks of rows or of columns, written through raw views (`gemm_cview.rs`).
 
-use super::gemm::Layout;
+use super::gemm::{BlockDone, FinishedBlock, Layout};
 use super::gemm_cview::CView;
 use super::gemm_micro::{APanel, MR, NR, Tile, kernel, kernel_into, row_times_matrix, store_row};
 use super::gemm_pack::pack_b;
@@ -63,6 +63,44 @@ pub(crate) struct Operands<'a> {
     pub b: &'a [f32],
     pub bl: Layout,
     pub cl: Layout,
+    /// Called on each finished block of C (`gemm::gemm_then`).
+    pub done: Option<&'a BlockDone<'a>>,
+    /// Where this part of C starts in the whole product's C (for `done`).
+    pub row0: usize,
+    pub col0: usize,
+}
+
+impl<'a> Operands<'a> {
+    pub(crate) fn new(
+        alpha: f32,
+        a: &'a [f32],
+        al: Layout,
+        b: &'a [f32],
+        bl: Layout,
+        beta: f32,
+        cl: Layout,
+    ) -> Self {
+        Operands { alpha, beta, a, al, b, bl, cl, done: None, row0: 0, col0: 0 }
+    }
+
+    /// Reports rows `i0..i0 + rows` and columns `j0..j0 + cols` of this part of C, `c`, as
+    /// final.
+    fn finished(&self, c: &mut CView<'_>, i0: usize, rows: usize, j0: usize, cols: usize) {
+        let Some(done) = self.done else { return };
+        let Layout { row_stride, col_stride, .. } = self.cl;
+        let len =
+            if rows == 0 || cols == 0 { 0 } else { (rows - 1) * row_stride + (cols - 1) * col_stride + 1 };
+        let values = c.row(i0 * row_stride + j0 * col_stride, len);
+        done(FinishedBlock {
+            row: self.row0 + i0,
+            rows,
+            col: self.col0 + j0,
+            cols,
+            row_stride,
+            col_stride,
+            values,
+        });
+    }
 }
 
 /// Runs the product on up to `threads` threads of the team (`team.rs`).
@@ -82,7 +120,8 @@ fn split_product(ops: Operands<'_>, mut c: CView<'_>, threads: usize) {
     if m == 0 || n == 0 {
         return;
     }
-    if threads >= 2 && streams_one_row(&ops) && split_depth(ops, &mut c) {
+    // A depth split sums two partial rows after both finish: no block is final earlier.
+    if threads >= 2 && streams_one_row(&ops) && ops.done.is_none() && split_depth(ops, &mut c) {
         return;
     }
     let (rows_ok, cols_ok) = (m >= 2 * MR, n >= 2 * NR);
@@ -164,6 +203,7 @@ fn split_rows(ops: Operands<'_>, split: usize) -> (Operands<'_>, Operands<'_>) {
     second.a = &ops.a[(split * ops.al.row_stride).min(ops.a.len())..];
     second.al.rows -= split;
     second.cl.rows -= split;
+    second.row0 += split;
     (first, second)
 }
 
@@ -176,19 +216,22 @@ fn split_cols(ops: Operands<'_>, split: usize) -> (Operands<'_>, Operands<'_>) {
     second.b = &ops.b[(split * ops.bl.col_stride).min(ops.b.len())..];
     second.bl.cols -= split;
     second.cl.cols -= split;
+    second.col0 += split;
     (first, second)
 }
 
 fn sequential(ops: Operands<'_>, mut c: CView<'_>, ws: &mut Workspace) {
-    let Operands { alpha, beta, a, al, b, bl, cl } = ops;
+    let Operands { alpha, beta, a, al, b, bl, cl, .. } = ops;
     let (m, k, n) = (al.rows, al.cols, bl.cols);
     if k == 0 {
         scale(&mut c, cl, beta);
+        ops.finished(&mut c, 0, m, 0, n);
         return;
     }
     if streams_one_row(&ops) {
         // One row (a batch-1 prediction): B streams once, no packing.
         row_times_matrix(k, a, al.col_stride, b, bl.row_stride, c.row(0, n));
+        ops.finished(&mut c, 0, 1, 0, n);
         return;
     }
     // A is read where it lies when each step's six values are adjacent (a transposed A,
@@ -259,6 +302,10 @@ fn sequential(ops: Operands<'_>, mut c: CView<'_>, ws: &mut Workspace) {
                             store(&tile, rows, cols, i0, j0, alpha, beta, &mut c, cl);
                         }
                     }
+                }
+                if pc + kc == k {
+                    // The last depth block: these rows of the column block are final.
+                    ops.finished(&mut c, ic, mc, jc, nc);
                 }
             }
         }

@@ -290,3 +290,61 @@ fn one_row_products_split_along_the_depth_match_the_reference() {
         }
     }
 }
+
+/// `gemm_then` reports blocks that cover C exactly once, each already holding its final
+/// values (those `gemm` computes), whether the product splits by rows or by columns, has
+/// one row or several depth blocks, on one thread or three.
+#[test]
+fn finished_blocks_cover_c_once_with_their_final_values() {
+    let mut rng = Rng::new(21);
+    // (m, k, n, A transposed, C's columns stored column-major)
+    let shapes = [
+        (784, 32, 128, true, false),
+        (40, 300, 90, false, false),
+        (1, 200, 130, false, false),
+        (13, 0, 20, false, false),
+        (20, 600, 300, false, true),
+        (7, 5, 40, true, false),
+    ];
+    for (m, k, n, at_, c_t) in shapes {
+        let (al, bl, cl) = (layout(m, k, at_, 0), layout(k, n, false, 1), layout(m, n, c_t, 0));
+        let (a, b) = (random_vec(&mut rng, buffer_len(al)), random_vec(&mut rng, buffer_len(bl)));
+        let mut want = vec![0.0; buffer_len(cl)];
+        fn views(x: &[f32], l: Layout) -> MatRef<'_> {
+            MatRef::new(x, l).expect("valid view")
+        }
+        gemm(
+            1.0,
+            views(&a, al),
+            views(&b, bl),
+            0.0,
+            MatMut::new(&mut want, cl).expect("valid"),
+            Parallelism::Sequential,
+        )
+        .expect("product");
+        for threads in [1, 3] {
+            let seen = std::sync::Mutex::new(vec![0u32; m * n]);
+            let mut c = vec![f32::NAN; buffer_len(cl)];
+            let check = |block: FinishedBlock<'_>| {
+                let mut seen = seen.lock().expect("no panic while held");
+                for i in 0..block.rows {
+                    for j in 0..block.cols {
+                        let (r, col) = (block.row + i, block.col + j);
+                        let got = block.values[i * block.row_stride + j * block.col_stride];
+                        assert_eq!(
+                            got.to_bits(),
+                            at(&want, cl, r, col).to_bits(),
+                            "({r}, {col}) of {m}x{k}x{n}"
+                        );
+                        seen[r * n + col] += 1;
+                    }
+                }
+            };
+            let par = if threads > 1 { Parallelism::Threads(threads) } else { Parallelism::Sequential };
+            gemm_then(views(&a, al), views(&b, bl), MatMut::new(&mut c, cl).expect("valid"), par, &check)
+                .expect("product");
+            let seen = seen.into_inner().expect("no panic while held");
+            assert!(seen.iter().all(|&s| s == 1), "{m}x{k}x{n} on {threads}: every element once");
+        }
+    }
+}
