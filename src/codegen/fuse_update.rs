@@ -18,7 +18,7 @@ use crate::ir::NodeId;
 
 /// Gradients from this many elements are fused: below, the update's per-block calls cost
 /// more than the memory they save.
-pub const MIN_FUSED_LEN: usize = 1 << 14;
+const MIN_FUSED_LEN: usize = 1 << 14;
 
 /// Fuses the last product before the guard with its parameter's update (see the module
 /// comment) and returns how instruction indices moved: `moved[old] = new`.

@@ -241,9 +241,7 @@ impl HostCtx {
             HostOp::ProductUpdate { product, update, grad } => self.product_update(product, update, *grad),
             HostOp::Guard { values } => {
                 for &(node, op, span, slot, len) in values {
-                    if !all_finite(unsafe { self.slice::<f32>(slot, len) }) {
-                        return Err(RunError::NonFinite { node, op: op.to_string(), span });
-                    }
+                    finite_or_stop(unsafe { self.slice::<f32>(slot, len) }, (node, op, span))?;
                 }
                 Ok(())
             }
@@ -288,7 +286,6 @@ impl HostCtx {
         }
     }
 
-    /// Runs the reference kernel of `op` on copies of its operands.
     /// Where an update writes, and its settings from this step's hyper block.
     fn update_target<'k>(
         &self,
@@ -338,32 +335,21 @@ impl HostCtx {
         if !bounded_product(ga, gb, la.matrix.cols) {
             self.run_op(product)?;
             let g = unsafe { self.slice::<f32>(c, *len) };
-            if !all_finite(g) {
-                return Err(RunError::NonFinite { node: grad.0, op: grad.1.to_string(), span: grad.2 });
-            }
+            finite_or_stop(g, grad)?;
             // Safety: as for `HostOp::Update`.
             unsafe { target.apply(g, 0, threads) };
             return Ok(());
         }
         let n = lc.matrix.cols;
+        // C is dense and row-major (`fuse_update.rs` fuses no other), so a block's rows are
+        // contiguous runs of `cols` values, one run when the block spans whole rows.
         let done = |block: FinishedBlock<'_>| {
-            // Safety (both calls): the product's blocks are disjoint, so the parameter and
-            // slot elements of this block's gradient values are updated by this call alone.
-            if block.col == 0 && block.cols == n && block.row_stride == n && block.col_stride == 1 {
-                let values = &block.values[..block.rows * n];
-                unsafe { target.apply(values, block.row * n, 1) };
-            } else {
-                for i in 0..block.rows {
-                    let row = &block.values[i * block.row_stride..];
-                    if block.col_stride == 1 {
-                        unsafe { target.apply(&row[..block.cols], (block.row + i) * n + block.col, 1) };
-                    } else {
-                        for j in 0..block.cols {
-                            let at = (block.row + i) * n + block.col + j;
-                            unsafe { target.apply(&row[j * block.col_stride..][..1], at, 1) };
-                        }
-                    }
-                }
+            let (runs, width) = if block.cols == n { (1, block.rows * n) } else { (block.rows, block.cols) };
+            for i in 0..runs {
+                let values = &block.values[i * block.row_stride..][..width];
+                // Safety: the product's blocks are disjoint, so the parameter and slot
+                // elements of this run are updated by this call alone.
+                unsafe { target.apply(values, (block.row + i) * n + block.col, 1) };
             }
         };
         let gc = unsafe { self.slice_mut::<f32>(c, span(&lc)) };
@@ -376,6 +362,7 @@ impl HostCtx {
         gemm_then(ma, mb, MatMut::new(gc, lc.matrix).map_err(bad)?, par, &done).map_err(bad)
     }
 
+    /// Runs the reference kernel of `op` on copies of its operands.
     fn fallback(
         &self,
         node: NodeId,
@@ -559,10 +546,14 @@ fn finite_max_abs_portable(values: &[f32]) -> Option<f32> {
     finite.then(|| max.iter().fold(0.0f32, |m, &x| m.max(x)))
 }
 
-/// Whether no element is a NaN or an infinity (the guard reads every gradient, so this runs
-/// 8-wide where the CPU has AVX2; the maximum it also finds costs nothing beside the loads).
-fn all_finite(values: &[f32]) -> bool {
-    finite_max_abs(values).is_some()
+/// The guard's check of one value: an error naming `(node, its op, its span)` when an
+/// element is a NaN or an infinity (`finite_max_abs` runs 8-wide where the CPU has AVX2;
+/// the maximum it also finds costs nothing beside the loads).
+fn finite_or_stop(values: &[f32], (node, op, span): (NodeId, &'static str, Span)) -> Result<(), RunError> {
+    match finite_max_abs(values) {
+        Some(_) => Ok(()),
+        None => Err(RunError::NonFinite { node, op: op.to_string(), span }),
+    }
 }
 
 /// The entry point compiled drivers call for host op `index`: 0 on success, 1 after an
@@ -609,7 +600,8 @@ mod tests {
     fn every_non_finite_value_is_found_wherever_it_lies() {
         for len in [0usize, 1, 15, 16, 17, 100, 1000] {
             let clean: Vec<f32> = (0..len).map(|i| (i as f32 - 50.0) * 1e30).collect();
-            assert!(all_finite(&clean), "len {len}");
+            let site = (NodeId(7), "add", Span::default());
+            assert!(finite_or_stop(&clean, site).is_ok(), "len {len}");
             let largest = clean.iter().fold(0.0f32, |m, x| m.max(x.abs()));
             assert_eq!(finite_max_abs(&clean), Some(largest), "len {len}");
             assert_eq!(finite_max_abs_portable(&clean), Some(largest), "portable: len {len}");
@@ -617,7 +609,11 @@ mod tests {
                 for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
                     let mut values = clean.clone();
                     values[at] = bad;
-                    assert!(!all_finite(&values), "len {len}, {bad} at {at}");
+                    let stopped = finite_or_stop(&values, site);
+                    assert!(
+                        matches!(stopped, Err(RunError::NonFinite { node: NodeId(7), .. })),
+                        "len {len}, {bad} at {at}"
+                    );
                     assert_eq!(finite_max_abs_portable(&values), None, "portable: len {len}, {bad} at {at}");
                     assert_eq!(finite_max_abs(&values), None, "max: len {len}, {bad} at {at}");
                 }

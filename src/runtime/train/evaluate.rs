@@ -49,10 +49,16 @@ pub(super) fn make_metrics(spec: &TrainSpec, names: &[RuntimeValue]) -> Result<V
         .collect()
 }
 
-/// Moves a batch's arrays into `inputs`, without copying them: the features, then the
-/// labels when the graph takes them (a graph without a loss takes only the features).
-/// [`give_back`] returns them, so that the next `fill` reuses their buffers.
-pub(super) fn lend_inputs(b: &mut Batch, graph: &Graph, inputs: &mut Vec<Value>) {
+/// Runs `run` on a batch's arrays as graph inputs, lent without a copy: the features, then
+/// the labels when the graph takes them (a graph without a loss takes only the features).
+/// They go back into `b` afterwards, so that the next `fill` reuses their buffers; `inputs`
+/// is the caller's reused list.
+pub(super) fn with_inputs<R>(
+    b: &mut Batch,
+    graph: &Graph,
+    inputs: &mut Vec<Value>,
+    run: impl FnOnce(&[Value]) -> R,
+) -> R {
     let take = |a: &mut BatchArray| match std::mem::replace(a, BatchArray::F32(ArrayD::zeros(IxDyn(&[0])))) {
         BatchArray::F32(x) => Value::F32(x),
         BatchArray::I64(x) => Value::I64(x),
@@ -62,10 +68,7 @@ pub(super) fn lend_inputs(b: &mut Batch, graph: &Graph, inputs: &mut Vec<Value>)
     if graph.inputs.len() > 1 {
         inputs.push(take(&mut b.y));
     }
-}
-
-/// Returns the arrays [`lend_inputs`] moved out of `b`.
-pub(super) fn give_back(b: &mut Batch, inputs: &mut Vec<Value>) {
+    let result = run(inputs);
     for (k, v) in inputs.drain(..).enumerate() {
         let array = match v {
             Value::F32(a) => BatchArray::F32(a),
@@ -79,6 +82,7 @@ pub(super) fn give_back(b: &mut Batch, inputs: &mut Vec<Value>) {
             b.y = array;
         }
     }
+    result
 }
 
 pub(super) fn labels(b: &Batch) -> LabelArray {
@@ -119,9 +123,8 @@ pub(super) fn run_eval(
     let (mut batches, mut b, mut inputs) = (batcher.epoch(0), Batch::empty(), Vec::new());
     while batches.fill(&mut b) {
         let n = b.len();
-        lend_inputs(&mut b, graph, &mut inputs);
-        let outs = exe.run(&inputs, &params, 0).map_err(|e| run_error(&graph.name, 0, 0, e))?;
-        give_back(&mut b, &mut inputs);
+        let outs = with_inputs(&mut b, graph, &mut inputs, |x| exe.run(x, &params, 0))
+            .map_err(|e| run_error(&graph.name, 0, 0, e))?;
         if let Some(i) = loss_i {
             loss_sum += scalar(&outs[i]) * n as f64;
         }
@@ -231,9 +234,8 @@ pub fn predict(
     let mut batches = Batcher::new(data, count.max(1), 0)?.without_shuffle().epoch(0);
     let (mut b, mut inputs) = (Batch::empty(), Vec::new());
     while batches.fill(&mut b) {
-        lend_inputs(&mut b, graph, &mut inputs);
-        let outs = exe.run(&inputs, &params, 0).map_err(|e| run_error(&graph.name, 0, 0, e))?;
-        give_back(&mut b, &mut inputs);
+        let outs = with_inputs(&mut b, graph, &mut inputs, |x| exe.run(x, &params, 0))
+            .map_err(|e| run_error(&graph.name, 0, 0, e))?;
         rows.push(as_f32(&outs[out_i]));
     }
     let views: Vec<_> = rows.iter().map(|r| r.view()).collect();

@@ -1,7 +1,7 @@
 //! The training loop of a `train` block (Keras' `fit`).
 
 use super::backend::{make_stepper, prepare_with};
-use super::evaluate::{give_back, labels, lend_inputs, make_metrics, run_eval};
+use super::evaluate::{labels, make_metrics, run_eval, with_inputs};
 use super::params::ParamStore;
 use super::{RunConfig, TrainError, sources};
 use crate::autodiff;
@@ -161,14 +161,12 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
                 stepper.set_lr(s.lr_at(step));
             }
             batches.prefetch_next();
-            lend_inputs(&mut b, &graph, &mut inputs);
-            let stats =
-                stepper.step(&inputs, step).map_err(|e| e.into_train(&graph.name, epoch + 1, step))?;
+            let stats = with_inputs(&mut b, &graph, &mut inputs, |x| stepper.step(x, step))
+                .map_err(|e| e.into_train(&graph.name, epoch + 1, step))?;
             let loss = stats.loss;
             loss_sum += loss * n as f64;
             seen += n;
             let pred = stats.predictions.to_owned();
-            give_back(&mut b, &mut inputs);
             let y = labels(&b);
             for m in metrics.iter_mut() {
                 m.update(&y, &pred).map_err(|e| TrainError::Setup(e.to_string()))?;
