@@ -86,7 +86,12 @@ pub struct Progress<W: Write> {
     bar: Option<ProgressBar>,
     started: Instant,
     steps_done: usize,
+    /// When the bar's message was last formatted.
+    message_at: Option<Instant>,
 }
+
+/// How often the bar's loss and metrics are refreshed.
+const MESSAGE_EVERY: Duration = Duration::from_millis(100);
 
 impl Progress<io::Stdout> {
     /// Progress on standard output, with a bar when it is a terminal.
@@ -106,6 +111,7 @@ impl<W: Write> Progress<W> {
             bar: None,
             started: Instant::now(),
             steps_done: 0,
+            message_at: None,
         }
     }
 
@@ -115,6 +121,7 @@ impl<W: Write> Progress<W> {
         self.out.flush()?;
         self.started = Instant::now();
         self.steps_done = 0;
+        self.message_at = None;
         if self.interactive {
             let bar = ProgressBar::with_draw_target(
                 Some(self.steps_per_epoch as u64),
@@ -131,12 +138,17 @@ impl<W: Write> Progress<W> {
     }
 
     /// Records that `step` steps (1-based count) of this epoch are done, with the running
-    /// loss and metrics.
-    pub fn step(&mut self, step: usize, loss: f64, metrics: &[(String, f64)]) {
+    /// loss and `metrics`. The metrics are asked for, and the bar's message formatted, only
+    /// on a terminal and at most ten times a second: a step without a bar to refresh
+    /// allocates nothing here.
+    pub fn step(&mut self, step: usize, loss: f64, metrics: impl FnOnce() -> Vec<(String, f64)>) {
         self.steps_done = step;
-        if let Some(bar) = &self.bar {
-            bar.set_position(step as u64);
-            bar.set_message(format_metrics("", loss, metrics));
+        let Some(bar) = &self.bar else { return };
+        bar.set_position(step as u64);
+        let now = Instant::now();
+        if self.message_at.is_none_or(|at| now.duration_since(at) >= MESSAGE_EVERY) {
+            self.message_at = Some(now);
+            bar.set_message(format_metrics("", loss, &metrics()));
         }
     }
 
@@ -220,7 +232,7 @@ mod tests {
         p.begin_epoch(1).expect("write");
         let metrics = m(&[("accuracy", 0.25)]);
         for step in 1..=3 {
-            p.step(step, 0.5, &metrics);
+            p.step(step, 0.5, || panic!("no bar, so the metrics are not asked for"));
         }
         p.end_epoch(0.5, &metrics, None).expect("write");
         let text = String::from_utf8(p.into_inner()).expect("utf-8");

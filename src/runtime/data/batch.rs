@@ -220,10 +220,10 @@ const PARALLEL_GATHER: usize = 1 << 14;
 
 /// Gathers the rows `rows` of `src` into `out`, converting to the batch type.
 fn gather(src: &HostArray, rows: &[usize], scale: f32, out: &mut BatchArray) {
-    let mut shape = src.shape().to_vec();
+    // An `IxDyn` of up to four axes lives inline: no allocation per batch.
+    let mut shape = IxDyn(src.shape());
     shape[0] = rows.len();
-    let width: usize = shape[1..].iter().product();
-    let shape = IxDyn(&shape);
+    let width: usize = src.shape()[1..].iter().product();
     // Loaders and `Batcher::new` keep arrays in standard layout, so `as_slice` succeeds.
     *out = match src {
         HostArray::U8(a) => {

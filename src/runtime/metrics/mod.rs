@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use ndarray::ArrayD;
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
 
 /// Labels as a batch provides them.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,17 +21,57 @@ pub enum LabelArray {
 }
 
 impl LabelArray {
+    /// The labels borrowed, as `Metric::update_view` takes them.
+    pub fn view(&self) -> Labels<'_> {
+        match self {
+            LabelArray::I64(a) => Labels::I64(a.view()),
+            LabelArray::F32(a) => Labels::F32(a.view()),
+        }
+    }
+}
+
+/// Borrowed labels: a training step's batch lends its own, so that updating a metric
+/// copies and allocates nothing.
+#[derive(Clone, Debug)]
+pub enum Labels<'a> {
+    I64(ArrayViewD<'a, i64>),
+    F32(ArrayViewD<'a, f32>),
+}
+
+impl Labels<'_> {
     fn shape(&self) -> &[usize] {
         match self {
-            LabelArray::I64(a) => a.shape(),
-            LabelArray::F32(a) => a.shape(),
+            Labels::I64(a) => a.shape(),
+            Labels::F32(a) => a.shape(),
         }
     }
 
-    fn values(&self) -> Vec<f64> {
+    fn len(&self) -> usize {
+        self.shape().iter().product()
+    }
+
+    /// Every label as f64, in logical order.
+    fn values(&self) -> LabelValues<'_> {
         match self {
-            LabelArray::I64(a) => a.iter().map(|&v| v as f64).collect(),
-            LabelArray::F32(a) => a.iter().map(|&v| v as f64).collect(),
+            Labels::I64(a) => LabelValues::I64(a.iter()),
+            Labels::F32(a) => LabelValues::F32(a.iter()),
+        }
+    }
+}
+
+/// The iterator of `Labels::values` (an enum rather than a box: no allocation).
+enum LabelValues<'a> {
+    I64(ndarray::iter::Iter<'a, i64, IxDyn>),
+    F32(ndarray::iter::Iter<'a, f32, IxDyn>),
+}
+
+impl Iterator for LabelValues<'_> {
+    type Item = f64;
+
+    fn next(&mut self) -> Option<f64> {
+        match self {
+            LabelValues::I64(it) => it.next().map(|&v| v as f64),
+            LabelValues::F32(it) => it.next().map(|&v| f64::from(v)),
         }
     }
 }
@@ -255,51 +295,61 @@ impl Metric {
 
     /// Adds one batch.
     pub fn update(&mut self, y_true: &LabelArray, y_pred: &ArrayD<f32>) -> Result<(), MetricError> {
-        let squared = self.spec == MetricSpec::Mse;
+        self.update_view(y_true.view(), y_pred.view())
+    }
+
+    /// Adds one batch, borrowed: checks it whole, then counts it without allocating.
+    pub fn update_view(
+        &mut self,
+        y_true: Labels<'_>,
+        y_pred: ArrayViewD<'_, f32>,
+    ) -> Result<(), MetricError> {
         let mode = match self.spec {
             MetricSpec::Accuracy(m)
             | MetricSpec::Precision(m)
             | MetricSpec::Recall(m)
             | MetricSpec::F1(m)
-            | MetricSpec::ConfusionMatrix(m) => Some(m),
-            MetricSpec::Mae | MetricSpec::Mse => None,
+            | MetricSpec::ConfusionMatrix(m) => m,
+            MetricSpec::Mae | MetricSpec::Mse => return self.add_errors(&y_true, &y_pred),
         };
-        let Some(mode) = mode else {
-            let (t, p) = (y_true.values(), y_pred.iter());
-            if t.len() != y_pred.len() {
-                return Err(self.shape_error(y_true, y_pred, "they have different sizes".into()));
-            }
-            let add: f64 = t
-                .iter()
-                .zip(p)
-                .map(|(&t, &p)| if squared { (p as f64 - t).powi(2) } else { (p as f64 - t).abs() })
-                .sum();
-            if let State::Error { sum, count } = &mut self.state {
-                *sum += add;
-                *count += t.len() as u64;
-            }
-            return Ok(());
-        };
-        let (classes, pairs) = self.classify(mode, y_true, y_pred)?;
+        let classes = self.check_classes(mode, &y_true, &y_pred)?;
         match &mut self.state {
-            State::Correct { correct, total } => {
-                *correct += pairs.iter().filter(|(t, p)| t == p).count() as u64;
-                *total += pairs.len() as u64;
-            }
+            State::Correct { correct, total } => for_each_pair(mode, &y_true, &y_pred, |t, p| {
+                *correct += u64::from(t == p);
+                *total += 1;
+            }),
             State::Confusion(matrix) => {
                 let m = matrix.get_or_insert_with(|| ConfusionMatrix::new(classes));
                 if m.classes() != classes {
                     let reason = format!("earlier batches had {} classes, this one {classes}", m.classes());
-                    return Err(self.shape_error(y_true, y_pred, reason));
+                    return Err(self.shape_error(&y_true, &y_pred, reason));
                 }
-                pairs.iter().for_each(|&(t, p)| m.add(t, p));
+                for_each_pair(mode, &y_true, &y_pred, |t, p| m.add(t, p));
             }
             State::Error { .. } => {}
         }
         Ok(())
     }
 
-    fn shape_error(&self, y_true: &LabelArray, y_pred: &ArrayD<f32>, reason: String) -> MetricError {
+    /// MAE and MSE: the sum of the batch's errors.
+    fn add_errors(&mut self, y_true: &Labels<'_>, y_pred: &ArrayViewD<'_, f32>) -> Result<(), MetricError> {
+        if y_true.len() != y_pred.len() {
+            return Err(self.shape_error(y_true, y_pred, "they have different sizes".into()));
+        }
+        let squared = self.spec == MetricSpec::Mse;
+        let add: f64 = y_true
+            .values()
+            .zip(y_pred.iter())
+            .map(|(t, &p)| if squared { (f64::from(p) - t).powi(2) } else { (f64::from(p) - t).abs() })
+            .sum();
+        if let State::Error { sum, count } = &mut self.state {
+            *sum += add;
+            *count += y_true.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn shape_error(&self, y_true: &Labels<'_>, y_pred: &ArrayViewD<'_, f32>, reason: String) -> MetricError {
         let (y_true, y_pred) = (y_true.shape().to_vec(), y_pred.shape().to_vec());
         MetricError::Shape { metric: self.name.clone(), y_true, y_pred, reason }
     }
@@ -308,61 +358,44 @@ impl Metric {
         MetricError::BadLabel { metric: self.name.clone(), value, reason }
     }
 
-    /// The number of classes and the (true, predicted) class of every example.
-    fn classify(
+    /// The number of classes, once every label and shape of the batch is checked: a bad
+    /// batch changes no count.
+    fn check_classes(
         &self,
         mode: ClassMode,
-        y_true: &LabelArray,
-        y_pred: &ArrayD<f32>,
-    ) -> Result<(usize, Vec<(usize, usize)>), MetricError> {
-        let labels = y_true.values();
-        if let ClassMode::Binary { from_logits } = mode {
-            if labels.len() != y_pred.len() {
+        y_true: &Labels<'_>,
+        y_pred: &ArrayViewD<'_, f32>,
+    ) -> Result<usize, MetricError> {
+        if let ClassMode::Binary { .. } = mode {
+            if y_true.len() != y_pred.len() {
                 return Err(self.shape_error(y_true, y_pred, "they have different sizes".into()));
             }
-            let threshold = if from_logits { 0.0 } else { 0.5 };
-            let mut pairs = Vec::with_capacity(labels.len());
-            for (&t, &p) in labels.iter().zip(y_pred.iter()) {
-                let t = match y_true {
-                    LabelArray::I64(_) if t == 0.0 || t == 1.0 => t as usize,
-                    LabelArray::I64(_) => return Err(self.bad_label(t, "binary labels are 0 or 1".into())),
-                    LabelArray::F32(_) => usize::from(t > 0.5),
-                };
-                pairs.push((t, usize::from(p > threshold)));
+            let integer = matches!(y_true, Labels::I64(_));
+            if let Some(t) = y_true.values().find(|&t| integer && t != 0.0 && t != 1.0) {
+                return Err(self.bad_label(t, "binary labels are 0 or 1".into()));
             }
-            return Ok((2, pairs));
+            return Ok(2);
         }
         let classes = match y_pred.shape().last() {
             Some(&c) if c > 0 => c,
             _ => return Err(self.shape_error(y_true, y_pred, "predictions need a class axis".into())),
         };
-        let preds = y_pred.as_standard_layout();
-        let rows: Vec<&[f32]> =
-            preds.as_slice().map(|s| s.chunks_exact(classes).collect()).unwrap_or_default();
-        let truth: Vec<usize> = if mode == ClassMode::Categorical {
+        if mode == ClassMode::Categorical {
             if y_true.shape() != y_pred.shape() {
-                return Err(self.shape_error(
-                    y_true,
-                    y_pred,
-                    "one-hot labels have the predictions' shape".into(),
-                ));
-            }
-            labels.chunks_exact(classes).map(argmax).collect()
-        } else {
-            if labels.len() != rows.len() {
-                let reason = format!("expected one integer label per row of {classes} scores");
+                let reason = "one-hot labels have the predictions' shape".into();
                 return Err(self.shape_error(y_true, y_pred, reason));
             }
-            let mut truth = Vec::with_capacity(labels.len());
-            for &t in &labels {
-                if t.fract() != 0.0 || t < 0.0 || t >= classes as f64 {
-                    return Err(self.bad_label(t, format!("class labels are integers in 0..{classes}")));
-                }
-                truth.push(t as usize);
-            }
-            truth
-        };
-        Ok((classes, truth.into_iter().zip(rows.iter().map(|r| argmax(r))).collect()))
+            return Ok(classes);
+        }
+        if y_true.len() != y_pred.len() / classes {
+            let reason = format!("expected one integer label per row of {classes} scores");
+            return Err(self.shape_error(y_true, y_pred, reason));
+        }
+        let bad = |t: f64| t.fract() != 0.0 || t < 0.0 || t >= classes as f64;
+        if let Some(t) = y_true.values().find(|&t| bad(t)) {
+            return Err(self.bad_label(t, format!("class labels are integers in 0..{classes}")));
+        }
+        Ok(classes)
     }
 
     /// The value over every batch since the last reset.
@@ -377,25 +410,24 @@ impl Metric {
                 }
             }
             (State::Confusion(m), spec) => {
-                let classes = m.as_ref().map_or(0, |m| m.classes());
-                let m = m.clone().unwrap_or_else(|| ConfusionMatrix::new(classes));
                 let per_class: fn(&ConfusionMatrix, usize) -> f64 = match spec {
                     MetricSpec::Precision(_) => ConfusionMatrix::precision,
                     MetricSpec::Recall(_) => ConfusionMatrix::recall,
                     MetricSpec::F1(_) => ConfusionMatrix::f1,
-                    _ => return MetricValue::Matrix(m),
+                    _ => return MetricValue::Matrix(m.clone().unwrap_or_else(|| ConfusionMatrix::new(0))),
                 };
-                if matches!(
+                let binary = matches!(
                     spec,
                     MetricSpec::Precision(ClassMode::Binary { .. })
                         | MetricSpec::Recall(ClassMode::Binary { .. })
                         | MetricSpec::F1(ClassMode::Binary { .. })
-                ) {
-                    if classes == 0 { 0.0 } else { per_class(&m, 1) }
-                } else if classes == 0 {
-                    0.0
-                } else {
-                    (0..classes).map(|c| per_class(&m, c)).sum::<f64>() / classes as f64
+                );
+                match m {
+                    Some(m) if m.classes() > 0 && binary => per_class(m, 1),
+                    Some(m) if m.classes() > 0 => {
+                        (0..m.classes()).map(|c| per_class(m, c)).sum::<f64>() / m.classes() as f64
+                    }
+                    _ => 0.0,
                 }
             }
         };
@@ -403,12 +435,49 @@ impl Metric {
     }
 }
 
+/// The (true class, predicted class) of every example of a checked batch, in order.
+fn for_each_pair(
+    mode: ClassMode,
+    y_true: &Labels<'_>,
+    y_pred: &ArrayViewD<'_, f32>,
+    mut f: impl FnMut(usize, usize),
+) {
+    let class_axis = Axis(y_pred.ndim().saturating_sub(1));
+    match (mode, y_true) {
+        (ClassMode::Binary { from_logits }, _) => {
+            let threshold = if from_logits { 0.0 } else { 0.5 };
+            let float_labels = matches!(y_true, Labels::F32(_));
+            for (t, &p) in y_true.values().zip(y_pred.iter()) {
+                let t = if float_labels { usize::from(t > 0.5) } else { t as usize };
+                f(t, usize::from(p > threshold));
+            }
+        }
+        (ClassMode::Categorical, Labels::F32(t)) => {
+            for (t, p) in t.lanes(class_axis).into_iter().zip(y_pred.lanes(class_axis)) {
+                f(argmax(t.iter().copied()), argmax(p.iter().copied()));
+            }
+        }
+        (ClassMode::Categorical, Labels::I64(t)) => {
+            for (t, p) in t.lanes(class_axis).into_iter().zip(y_pred.lanes(class_axis)) {
+                f(argmax(t.iter().copied()), argmax(p.iter().copied()));
+            }
+        }
+        (ClassMode::Sparse, _) => {
+            for (t, p) in y_true.values().zip(y_pred.lanes(class_axis)) {
+                f(t as usize, argmax(p.iter().copied()));
+            }
+        }
+    }
+}
+
 /// The index of the first largest value.
-fn argmax<T: PartialOrd + Copy>(row: &[T]) -> usize {
+fn argmax<T: PartialOrd + Copy>(values: impl IntoIterator<Item = T>) -> usize {
+    let mut values = values.into_iter().enumerate();
+    let Some((_, mut top)) = values.next() else { return 0 };
     let mut best = 0;
-    for (i, v) in row.iter().enumerate() {
-        if *v > row[best] {
-            best = i;
+    for (i, v) in values {
+        if v > top {
+            (best, top) = (i, v);
         }
     }
     best

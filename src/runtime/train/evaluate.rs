@@ -6,7 +6,7 @@ use super::{RunConfig, TrainError, run_error, sources};
 use crate::ir::Graph;
 use crate::ops::Value;
 use crate::runtime::data::{Batch, BatchArray, Batcher, DataDirs, Dataset};
-use crate::runtime::metrics::{LabelArray, LabelKind, Metric, MetricSpec, MetricValue};
+use crate::runtime::metrics::{LabelKind, Labels, Metric, MetricSpec, MetricValue};
 use crate::sema::{self, Literal, RuntimeValue, TrainSpec};
 use ndarray::{ArrayD, IxDyn};
 use std::io::Write;
@@ -85,10 +85,11 @@ pub(super) fn with_inputs<R>(
     result
 }
 
-pub(super) fn labels(b: &Batch) -> LabelArray {
+/// A batch's labels, borrowed.
+pub(super) fn labels(b: &Batch) -> Labels<'_> {
     match &b.y {
-        BatchArray::F32(y) => LabelArray::F32(y.clone()),
-        BatchArray::I64(y) => LabelArray::I64(y.clone()),
+        BatchArray::F32(y) => Labels::F32(y.view()),
+        BatchArray::I64(y) => Labels::I64(y.view()),
     }
 }
 
@@ -130,9 +131,8 @@ pub(super) fn run_eval(
         }
         if let Some(i) = out_i {
             let pred = as_f32(&outs[i]);
-            let y = labels(&b);
             for m in metrics.iter_mut() {
-                m.update(&y, &pred).map_err(|e| TrainError::Setup(e.to_string()))?;
+                m.update_view(labels(&b), pred.view()).map_err(|e| TrainError::Setup(e.to_string()))?;
             }
         }
         seen += n;

@@ -10,6 +10,7 @@ use crate::ir::simplify::simplify;
 use crate::ir::{Graph, debug_verify};
 use crate::runtime::data::{Batch, Batcher, DataDirs, Dataset, split_validation};
 use crate::runtime::history::{EpochRecord, History};
+use crate::runtime::metrics::Metric;
 use crate::runtime::optim::{ArgValue, OptimizerSpec};
 use crate::runtime::progress::Progress;
 use crate::runtime::schedule::Schedule;
@@ -104,6 +105,11 @@ fn datasets(spec: &TrainSpec, cfg: &RunConfig) -> Result<(Dataset, Option<Datase
     Ok((data, None))
 }
 
+/// The metrics that have a single value, named.
+fn scalar_results(metrics: &[Metric]) -> Vec<(String, f64)> {
+    metrics.iter().filter_map(|m| m.result().as_scalar().map(|s| (m.name().to_string(), s))).collect()
+}
+
 /// Trains the model of a `train` block, writing Keras-style progress to `out`.
 pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<FitReport, TrainError> {
     let seed = cfg.seed.unwrap_or(spec.settings.seed);
@@ -166,24 +172,16 @@ pub fn fit(spec: &TrainSpec, cfg: &RunConfig, out: &mut dyn Write) -> Result<Fit
             let loss = stats.loss;
             loss_sum += loss * n as f64;
             seen += n;
-            let pred = stats.predictions.to_owned();
-            let y = labels(&b);
             for m in metrics.iter_mut() {
-                m.update(&y, &pred).map_err(|e| TrainError::Setup(e.to_string()))?;
+                m.update_view(labels(&b), stats.predictions.view())
+                    .map_err(|e| TrainError::Setup(e.to_string()))?;
             }
             step += 1;
             i += 1;
-            let shown: Vec<(String, f64)> = metrics
-                .iter()
-                .filter_map(|m| m.result().as_scalar().map(|s| (m.name().to_string(), s)))
-                .collect();
-            progress.step(i, loss_sum / seen as f64, &shown);
+            progress.step(i, loss_sum / seen as f64, || scalar_results(&metrics));
         }
         let train_loss = loss_sum / seen.max(1) as f64;
-        let train_metrics: Vec<(String, f64)> = metrics
-            .iter()
-            .filter_map(|m| m.result().as_scalar().map(|s| (m.name().to_string(), s)))
-            .collect();
+        let train_metrics = scalar_results(&metrics);
         let store = stepper.params();
         let val_report = match &val {
             Some(v) => {
