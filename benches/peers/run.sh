@@ -4,7 +4,7 @@
 # epochs 2-5), test accuracy, the ratio to the fastest peer, batch-1 latency and batch-1000
 # throughput, plus dnnc's compile time and peak RSS.
 #
-#   benches/peers/run.sh [--setup] [--data DIR] [--epochs N] [--skip-peers] [--bench mlp|cnn|cifar|lstm] [--threads N]
+#   benches/peers/run.sh [--setup] [--data DIR] [--epochs N] [--skip-peers] [--bench mlp|cnn|cifar|lstm] [--threads N] [--rounds N]
 #
 # --bench cnn    the MNIST CNN instead (peers' B2: Conv2D 32 3x3 relu, MaxPool 2, Dense 128
 #                relu, Dense 10; Adam 1e-3, batch 32, 2 epochs on all 60k images):
@@ -18,14 +18,19 @@
 #              peers' B4 (one epoch plus one warm epoch each; PyTorch eager and torch.compile),
 #              then a table of the steady epoch time and the test accuracy after 2 epochs.
 # --threads N  threads dnnc's compiled step may use (default: dnnc's own, one per core).
+# --rounds N   (mlp, cnn, cifar) runs every framework N times, interleaved: dnnc, then each
+#              peer, then dnnc again... On a shared host whose speed drifts by up to 2x within
+#              minutes, one run each compares frameworks measured at different speeds; the
+#              table then also gives dnnc's ratio to the fastest peer of each round, and the
+#              median of those ratios (default 1).
 #
 # --setup      creates the peers' virtual environment from PyPI first (a few GB; never in CI):
 #              $PEERS_VENV, default ~/.cache/dnnc/peers-venv. PyTorch comes from its CPU wheel
 #              index when that answers, else from PyPI.
 # --data DIR   the data root holding mnist/ (default /work/shared/data).
 # The peer scripts are run from $PEERS_DIR (default /work/shared/peers), not copied.
-# Each framework runs once, one after another; results accumulate in $OUT
-# (default target/peers/results.jsonl, emptied first).
+# Results accumulate in $OUT (default target/peers/results.jsonl, emptied first), each
+# line tagged with its round.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DATA=/work/shared/data
@@ -34,6 +39,7 @@ BENCH=mlp
 SETUP=0
 SKIP_PEERS=0
 THREADS=
+ROUNDS=1
 PEERS_DIR=${PEERS_DIR:-/work/shared/peers}
 VENV=${PEERS_VENV:-$HOME/.cache/dnnc/peers-venv}
 OUT=${OUT:-$ROOT/target/peers/results.jsonl}
@@ -45,6 +51,7 @@ while [ $# -gt 0 ]; do
     --skip-peers) SKIP_PEERS=1 ;;
     --bench) BENCH=$2; shift ;;
     --threads) THREADS=$2; shift ;;
+    --rounds) ROUNDS=$2; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -114,7 +121,7 @@ dnnc_cnn() {
   quiet
   (cd "$ROOT" && /usr/bin/time -f "dnnc max RSS %M KiB" target/release/dnnc run "$2" --data "$3" \
     --epochs "$EPOCHS" ${THREADS:+--threads "$THREADS"} --history "$hist") 2>&1 | tee "$log" >&2
-  python3 - "$1" "$hist" "$log" >> "$OUT" <<'PY'
+  python3 - "$1" "$hist" "$log" >> "$ROUND_OUT" <<'PY'
 import json, re, statistics, sys
 name, hist, log = sys.argv[1:4]
 h = json.load(open(hist))
@@ -129,79 +136,117 @@ print(json.dumps({"framework": name, "epoch_s": [round(s, 3) for s in secs],
 PY
 }
 
-PEER_ARGS=(--bench B1,B5)
-case $BENCH in
-  mlp)
-    echo "=== dnnc (JIT)"
-    (cd "$ROOT" && cargo build --release --example mnist_report 2>&1 | tail -1)
-    quiet
-    (cd "$ROOT" && /usr/bin/time -f "dnnc max RSS %M KiB" target/release/examples/mnist_report --data "$DATA" --epochs "$EPOCHS" ${THREADS:+--threads "$THREADS"}) \
-      2>&1 | tee /dev/stderr | grep '^RESULT ' | sed 's/^RESULT //' >> "$OUT"
-    ;;
-  cnn)
-    echo "=== dnnc (JIT): examples/mnist_cnn.dnn"
-    (cd "$ROOT" && cargo build --release --bin dnnc 2>&1 | tail -1)
-    dnnc_cnn "dnnc (jit, ${THREADS:-default} threads)" examples/mnist_cnn.dnn "$DATA"
-    PEER_ARGS=(--bench B2)
-    ;;
-  cifar)
-    echo "=== dnnc (JIT): benches/peers/cifar_b3.dnn on the peers' CIFAR-shaped stand-in"
-    (cd "$ROOT" && cargo build --release --bin dnnc 2>&1 | tail -1)
-    PROXY="$ROOT/target/peers/cifar-proxy"
-    if [ ! -f "$PROXY/cifar10/test_batch.bin" ]; then
-      "$VENV/bin/python" "$ROOT/benches/peers/write_cifar_proxy.py" "$PEERS_DIR" "$DATA" "$PROXY" || exit 1
-    fi
-    dnnc_cnn "dnnc (jit, ${THREADS:-default} threads)" benches/peers/cifar_b3.dnn "$PROXY"
-    PEER_ARGS=(--bench B3 --synthetic-cifar)
-    ;;
-esac
-
-if [ "$SKIP_PEERS" = 0 ]; then
-  PY="$VENV/bin/python"
-  if [ ! -x "$PY" ]; then
-    echo "no peer environment at $VENV: run with --setup once (or --skip-peers)" >&2
-  else
-    run_peer() {  # run_peer SCRIPT ARGS...
+# one_round: dnnc, then each peer, all appending to $ROUND_OUT.
+one_round() {
+  PEER_ARGS=(--bench B1,B5)
+  case $BENCH in
+    mlp)
+      echo "=== dnnc (JIT)"
+      (cd "$ROOT" && cargo build --release --example mnist_report 2>&1 | tail -1)
       quiet
-      echo "=== $*"
-      "$PY" "$PEERS_DIR/$1" "${@:2}" "${PEER_ARGS[@]}" --epochs "$EPOCHS" --data "$DATA" --out "$OUT" --tag side-by-side 2>&1 \
-        | grep -vE "oneDNN custom operations|absl::InitializeLog|^\s*$" | tail -3
-    }
-    run_peer keras_bench.py --backend jax
-    run_peer keras_bench.py --backend tensorflow
-    run_peer torch_bench.py
+      (cd "$ROOT" && /usr/bin/time -f "dnnc max RSS %M KiB" target/release/examples/mnist_report --data "$DATA" --epochs "$EPOCHS" ${THREADS:+--threads "$THREADS"}) \
+        2>&1 | tee /dev/stderr | grep '^RESULT ' | sed 's/^RESULT //' >> "$ROUND_OUT"
+      ;;
+    cnn)
+      echo "=== dnnc (JIT): examples/mnist_cnn.dnn"
+      (cd "$ROOT" && cargo build --release --bin dnnc 2>&1 | tail -1)
+      dnnc_cnn "dnnc (jit, ${THREADS:-default} threads)" examples/mnist_cnn.dnn "$DATA"
+      PEER_ARGS=(--bench B2)
+      ;;
+    cifar)
+      echo "=== dnnc (JIT): benches/peers/cifar_b3.dnn on the peers' CIFAR-shaped stand-in"
+      (cd "$ROOT" && cargo build --release --bin dnnc 2>&1 | tail -1)
+      PROXY="$ROOT/target/peers/cifar-proxy"
+      if [ ! -f "$PROXY/cifar10/test_batch.bin" ]; then
+        "$VENV/bin/python" "$ROOT/benches/peers/write_cifar_proxy.py" "$PEERS_DIR" "$DATA" "$PROXY" || exit 1
+      fi
+      dnnc_cnn "dnnc (jit, ${THREADS:-default} threads)" benches/peers/cifar_b3.dnn "$PROXY"
+      PEER_ARGS=(--bench B3 --synthetic-cifar)
+      ;;
+  esac
+
+  if [ "$SKIP_PEERS" = 0 ]; then
+    PY="$VENV/bin/python"
+    if [ ! -x "$PY" ]; then
+      echo "no peer environment at $VENV: run with --setup once (or --skip-peers)" >&2
+    else
+      run_peer() {  # run_peer SCRIPT ARGS...
+        quiet
+        echo "=== $*"
+        "$PY" "$PEERS_DIR/$1" "${@:2}" "${PEER_ARGS[@]}" --epochs "$EPOCHS" --data "$DATA" --out "$ROUND_OUT" --tag side-by-side 2>&1 \
+          | grep -vE "oneDNN custom operations|absl::InitializeLog|^\s*$" | tail -3
+      }
+      run_peer keras_bench.py --backend jax
+      run_peer keras_bench.py --backend tensorflow
+      run_peer torch_bench.py
+    fi
   fi
-fi
+}
+
+ROUND_OUT="$OUT.round"
+for round in $(seq 1 "$ROUNDS"); do
+  [ "$ROUNDS" -gt 1 ] && echo "##### round $round of $ROUNDS"
+  : > "$ROUND_OUT"
+  one_round
+  python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    if l.strip():
+        r = json.loads(l); r["round"] = int(sys.argv[2]); print(json.dumps(r))' "$ROUND_OUT" "$round" >> "$OUT"
+done
+rm -f "$ROUND_OUT"
 
 python3 - "$OUT" <<'PY'
-import json, sys
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-train = {}
-infer = {}
+# Per framework, one training row and one inference row per round.
+train, infer = {}, {}
 for r in rows:
-    fw = r["framework"]
+    fw, rnd = r["framework"], r.get("round", 1)
     if r.get("bench", "B1").startswith("B5"):
-        infer[fw] = r
+        infer.setdefault(fw, {})[rnd] = r
     else:
-        train[fw] = r
+        train.setdefault(fw, {})[rnd] = r
         if "b1_median_latency_us" in r:
-            infer[fw] = r
-peers = [r["median_epoch_s_excl_first"] for fw, r in train.items() if not fw.startswith("dnnc")]
-fastest = min(peers) if peers else None
+            infer.setdefault(fw, {})[rnd] = r
+med = statistics.median
+epoch = lambda r: r["median_epoch_s_excl_first"]
+peers = [fw for fw in train if not fw.startswith("dnnc")]
+rounds = sorted({rnd for runs in train.values() for rnd in runs})
+fastest = min((med([epoch(r) for r in train[fw].values()]) for fw in peers), default=None)
 print()
 print("| framework | s/epoch (median excl. epoch 1) | vs fastest peer | test acc | batch-1 latency | batch-1000 samples/s |")
 print("|---|---:|---:|---:|---:|---:|")
-for fw, r in train.items():
-    s = r["median_epoch_s_excl_first"]
+def latency_us(i):
+    if "b1_median_latency_us" in i:
+        return i["b1_median_latency_us"]
+    return i["b1_median_latency_ms"] * 1000 if "b1_median_latency_ms" in i else None
+for fw, runs in train.items():
+    s = med([epoch(r) for r in runs.values()])
     ratio = f"{s / fastest:.2f}x" if fastest else "-"
-    i = infer.get(fw, {})
-    lat = i.get("b1_median_latency_us")
-    lat = f"{lat:.2f} us" if lat is not None else (f'{i["b1_median_latency_ms"] * 1000:.1f} us' if "b1_median_latency_ms" in i else "-")
-    thr = i.get("b1000_samples_per_s")
-    thr = f"{thr:,.0f}" if thr else "-"
-    print(f"| {fw} | {s:.3f} | {ratio} | {r['test_acc']:.4f} | {lat} | {thr} |")
-for fw, r in train.items():
-    if "compile_ms" in r:
-        print(f"\n{fw}: compile .dnn -> native {r['compile_ms']:.1f} ms (front end {r['front_end_ms']:.1f} ms), "
-              f"peak RSS {r['peak_rss_mib']:.0f} MiB, epochs {r['epoch_s']}")
+    acc = med([r["test_acc"] for r in runs.values()])
+    inf = list(infer.get(fw, {}).values())
+    lats = [x for x in map(latency_us, inf) if x is not None]
+    lat = f"{med(lats):.2f} us" if lats else "-"
+    thrs = [i["b1000_samples_per_s"] for i in inf if i.get("b1000_samples_per_s")]
+    thr = f"{med(thrs):,.0f}" if thrs else "-"
+    print(f"| {fw} | {s:.3f} | {ratio} | {acc:.4f} | {lat} | {thr} |")
+if len(rounds) > 1:
+    print(f"\nMedians over {len(rounds)} interleaved rounds. Per round:")
+    for fw, runs in train.items():
+        print(f"  {fw}: s/epoch " + " ".join(f"{epoch(runs[k]):.3f}" if k in runs else "-" for k in rounds))
+    for fw in (fw for fw in train if fw.startswith("dnnc")):
+        ratios = []
+        for k in rounds:
+            here = [epoch(train[p][k]) for p in peers if k in train[p]]
+            if k in train[fw] and here:
+                ratios.append(epoch(train[fw][k]) / min(here))
+        if ratios:
+            print(f"  {fw} / the round's fastest peer: " + " ".join(f"{x:.2f}x" for x in ratios)
+                  + f"; median {med(ratios):.2f}x")
+for fw, runs in train.items():
+    for k, r in sorted(runs.items()):
+        if "compile_ms" in r:
+            print(f"\n{fw}, round {k}: compile .dnn -> native {r['compile_ms']:.1f} ms (front end {r['front_end_ms']:.1f} ms), "
+                  f"peak RSS {r['peak_rss_mib']:.0f} MiB, epochs {r['epoch_s']}")
 PY
