@@ -60,22 +60,23 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// With one thread, and with two (the team's splits, a loop's batch halves).
 fn assert_steps_do_not_allocate(path: &str, classes: u64) {
     for threads in [1, 2] {
-        assert_steps_on_threads_do_not_allocate(path, classes, threads);
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut s, graph) = stepper(path, threads);
+        let x = batch(&graph, 32, classes);
+        assert_steps_on_threads_do_not_allocate(path, &mut s, &x, threads);
     }
 }
 
-fn assert_steps_on_threads_do_not_allocate(path: &str, classes: u64, threads: usize) {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (mut s, graph) = stepper(path, threads);
-    let x = batch(&graph, 32, classes);
+/// The caller holds `SERIAL` from before it builds the stepper (building allocates).
+fn assert_steps_on_threads_do_not_allocate(path: &str, s: &mut JitStepper, x: &[Value], threads: usize) {
     let mut loss = 0.0;
     // The first step compiles; the second warms whatever the GEMM caches per thread.
     for step in 0..2 {
-        loss += s.step(&x, step).expect("step").loss;
+        loss += s.step(x, step).expect("step").loss;
     }
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     for step in 2..12 {
-        let stats = s.step(&x, step).expect("step");
+        let stats = s.step(x, step).expect("step");
         loss += stats.loss + f64::from(stats.predictions[[0, 0]]);
     }
     let steps = ALLOCATIONS.load(Ordering::Relaxed) - before;
@@ -87,6 +88,18 @@ fn assert_steps_on_threads_do_not_allocate(path: &str, classes: u64, threads: us
 #[test]
 fn warm_compiled_mnist_steps_allocate_nothing() {
     assert_steps_do_not_allocate("examples/mnist.dnn", 10);
+}
+
+#[test]
+fn warm_compiled_mnist_steps_skipping_blank_pixels_allocate_nothing() {
+    // Blank borders send the first layer's products through `gemm_zero_a.rs`, whose depth
+    // blocks reuse the workspace of their thread.
+    for threads in [1, 2] {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut s, graph) = stepper("examples/mnist.dnn", threads);
+        let x = support::blank_bordered(&graph, &mut Rng::new(6));
+        assert_steps_on_threads_do_not_allocate("examples/mnist.dnn (blank borders)", &mut s, &x, threads);
+    }
 }
 
 #[test]

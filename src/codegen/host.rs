@@ -11,7 +11,7 @@
 use super::window::WindowKernel;
 use crate::ir::{NodeId, Op, RunError};
 use crate::kernels::gemm::{
-    BatchLayout, FinishedBlock, MatMut, MatRef, Parallelism, gemm_batched, gemm_then,
+    BatchLayout, FinishedBlock, MatMut, MatRef, Parallelism, gemm_batched, gemm_skipping_zero_a, gemm_then,
 };
 use crate::ops::{self, EvalCtx, Value};
 use crate::runtime::clip::norm_scale;
@@ -29,6 +29,7 @@ pub(crate) enum HostOp {
         c: usize,
         layouts: [BatchLayout; 3],
         threads: usize,
+        skip_zero_a: bool,
     },
     OneHot {
         labels: usize,
@@ -173,11 +174,18 @@ impl HostCtx {
         // buffer plan keeps simultaneously live values apart; only elementwise kernels
         // work in place).
         match op {
-            &HostOp::Gemm { a, b, c, layouts: [la, lb, lc], threads } => {
+            &HostOp::Gemm { a, b, c, layouts: [la, lb, lc], threads, skip_zero_a } => {
                 let (sa, sb, sc) = (span(&la), span(&lb), span(&lc));
                 let (a, b) = unsafe { (self.slice::<f32>(a, sa), self.slice::<f32>(b, sb)) };
                 let c = unsafe { self.slice_mut::<f32>(c, sc) };
-                batched_product(a, la, b, lb, c, lc, threads).map_err(|e| RunError::InvalidGraph {
+                let result = if skip_zero_a && lc.batch == 1 {
+                    let (ma, mb) = (MatRef::new(a, la.matrix), MatRef::new(b, lb.matrix));
+                    ma.and_then(|ma| Ok((ma, mb?, MatMut::new(c, lc.matrix)?)))
+                        .and_then(|(ma, mb, mc)| gemm_skipping_zero_a(ma, mb, mc, parallelism(threads), None))
+                } else {
+                    batched_product(a, la, b, lb, c, lc, threads)
+                };
+                result.map_err(|e| RunError::InvalidGraph {
                     node: NodeId(0),
                     message: format!("matrix product: {e}"),
                 })
@@ -321,7 +329,7 @@ impl HostCtx {
         grad: (NodeId, &'static str, Span),
     ) -> Result<(), RunError> {
         let (
-            &HostOp::Gemm { a, b, c, layouts: [la, lb, lc], threads },
+            &HostOp::Gemm { a, b, c, layouts: [la, lb, lc], threads, skip_zero_a },
             HostOp::Update { kind, param, slots, scalars, len, .. },
         ) = (product, update)
         else {
@@ -353,13 +361,18 @@ impl HostCtx {
             }
         };
         let gc = unsafe { self.slice_mut::<f32>(c, span(&lc)) };
-        let par = if threads > 1 { Parallelism::Threads(threads) } else { Parallelism::Sequential };
+        let par = parallelism(threads);
         let bad = |e: crate::kernels::gemm::GemmError| RunError::InvalidGraph {
             node: grad.0,
             message: format!("matrix product: {e}"),
         };
         let (ma, mb) = (MatRef::new(ga, la.matrix).map_err(bad)?, MatRef::new(gb, lb.matrix).map_err(bad)?);
-        gemm_then(ma, mb, MatMut::new(gc, lc.matrix).map_err(bad)?, par, &done).map_err(bad)
+        let mc = MatMut::new(gc, lc.matrix).map_err(bad)?;
+        if skip_zero_a {
+            gemm_skipping_zero_a(ma, mb, mc, par, Some(&done)).map_err(bad)
+        } else {
+            gemm_then(ma, mb, mc, par, &done).map_err(bad)
+        }
     }
 
     /// Runs the reference kernel of `op` on copies of its operands.
@@ -431,6 +444,10 @@ impl HostCtx {
 /// the threads by whole matrices (each product sequential), so that small matrices (a
 /// weight gradient summed over the batch afterwards) are not cut into pieces too small to
 /// gain; a single product is split by the GEMM itself.
+fn parallelism(threads: usize) -> Parallelism {
+    if threads > 1 { Parallelism::Threads(threads) } else { Parallelism::Sequential }
+}
+
 fn batched_product(
     a: &[f32],
     la: BatchLayout,

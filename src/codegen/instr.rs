@@ -35,8 +35,9 @@ pub struct Ptr {
 pub enum Instr {
     /// Compiled kernel `kernel` over a `rows × cols` domain.
     Kernel { kernel: usize, inputs: Vec<Ptr>, outputs: Vec<Ptr>, rows: usize, cols: usize },
-    /// `c = a @ b` on the tuned GEMM.
-    Gemm { a: Ptr, b: Ptr, c: Ptr, layouts: [BatchLayout; 3], threads: usize },
+    /// `c = a @ b` on the tuned GEMM; `skip_zero_a` when `a` is a training batch: the
+    /// product skips where the batch is zero (`kernels/gemm_zero_a.rs`).
+    Gemm { a: Ptr, b: Ptr, c: Ptr, layouts: [BatchLayout; 3], threads: usize, skip_zero_a: bool },
     /// `out[r, labels[r]] = 1`, the rest 0.
     OneHot { labels: Ptr, out: Ptr, rows: usize, depth: usize },
     /// A native convolution or pooling kernel of `node`: `out = kernel(a, b)` (`b` unused
@@ -181,10 +182,18 @@ pub struct PlanOptions {
     /// Fuse the last weight gradient's product with its update (`fuse_update.rs`); off
     /// only to compare the two.
     pub fuse_updates: bool,
+    /// Skip the depth steps and row panels where a training batch is zero throughout, in
+    /// the products whose A is the batch (`kernels/gemm_zero_a.rs`); off only to compare.
+    pub skip_zero_a: bool,
 }
 
 impl Default for PlanOptions {
     fn default() -> PlanOptions {
-        PlanOptions { threads: 1, parallel_threshold: PARALLEL_THRESHOLD, fuse_updates: true }
+        PlanOptions {
+            threads: 1,
+            parallel_threshold: PARALLEL_THRESHOLD,
+            fuse_updates: true,
+            skip_zero_a: true,
+        }
     }
 }

@@ -31,8 +31,8 @@ impl Plan {
                 let exact = if self.kernels[*kernel].1 { "" } else { " exact" };
                 format!("kernel{kernel}{exact} {rows}x{cols} ({}) -> {}", list(inputs), list(outputs))
             }
-            Instr::Gemm { a, b, c, layouts: [la, lb, _], threads } => format!(
-                "gemm {}x[{}x{}] @ [{}x{}] ({} @ {}) -> {}{}",
+            Instr::Gemm { a, b, c, layouts: [la, lb, _], threads, skip_zero_a } => format!(
+                "gemm {}x[{}x{}] @ [{}x{}] ({} @ {}) -> {}{}{}",
                 la.batch,
                 la.matrix.rows,
                 la.matrix.cols,
@@ -41,7 +41,8 @@ impl Plan {
                 ptr(a),
                 ptr(b),
                 ptr(c),
-                if *threads > 1 { format!(" on {threads} threads") } else { String::new() }
+                if *threads > 1 { format!(" on {threads} threads") } else { String::new() },
+                if *skip_zero_a { ", skipping the batch's zeros" } else { "" }
             ),
             Instr::OneHot { labels, out: o, rows, depth } => {
                 format!("one_hot {rows}x{depth} ({}) -> {}", ptr(labels), ptr(o))

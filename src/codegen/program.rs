@@ -471,9 +471,14 @@ fn product_or_update_op(
     slot: &mut dyn FnMut(Ptr) -> usize,
 ) -> Option<HostOp> {
     Some(match instr {
-        Instr::Gemm { a, b, c, layouts, threads } => {
-            HostOp::Gemm { a: slot(*a), b: slot(*b), c: slot(*c), layouts: *layouts, threads: *threads }
-        }
+        Instr::Gemm { a, b, c, layouts, threads, skip_zero_a } => HostOp::Gemm {
+            a: slot(*a),
+            b: slot(*b),
+            c: slot(*c),
+            layouts: *layouts,
+            threads: *threads,
+            skip_zero_a: *skip_zero_a,
+        },
         Instr::Update { kind, index, param, grad, slots, len, threads } => {
             let scalars = [H_LR, H_LR_T, H_CLIP, H_L2, H_DECAY, H_SCALE0 + index]
                 .map(|offset| slot(Ptr { base: Base::Ext(hyper), offset }));

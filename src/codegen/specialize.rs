@@ -347,6 +347,7 @@ pub fn specialize(
                             matrix,
                         }),
                         threads: gemm_threads(m * k * n, options.threads, options.parallel_threshold),
+                        skip_zero_a: false,
                     }
                 }
                 StepKind::MatMul { node, a, b, .. } => {
@@ -369,12 +370,18 @@ pub fn specialize(
                                 options.parallel_threshold,
                             );
                             let [la, lb, lc] = fold_batch([la, lb, lc]);
+                            // A training batch, which the step's guard multiplies only by
+                            // finite parameters and gradients.
+                            let skip_zero_a = options.skip_zero_a
+                                && training.is_some()
+                                && matches!(g.node(a.node).op, Op::Input { .. });
                             Instr::Gemm {
                                 a: ptr(a.node),
                                 b: ptr(b.node),
                                 c: ptr(*node),
                                 layouts: [la, lb, lc],
                                 threads,
+                                skip_zero_a,
                             }
                         }
                         _ => fallback(*node, schedule, &shapes, &ptr),

@@ -228,6 +228,22 @@ pub fn gemm(
     Ok(())
 }
 
+/// `C = A·B` like [`gemm_then`] (`done` called on each finished block when given), for an
+/// A that is a batch of data and a finite B: the depth steps and row panels where A is
+/// zero are skipped (`gemm_zero_a.rs`). C may differ from [`gemm`]'s in the last bits.
+pub fn gemm_skipping_zero_a(
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: MatMut<'_>,
+    parallelism: Parallelism,
+    done: Option<&BlockDone<'_>>,
+) -> Result<(), GemmError> {
+    check_shapes(a.layout, b.layout, c.layout)?;
+    let ops = Operands::new(1.0, a.data, a.layout, b.data, b.layout, 0.0, c.layout);
+    super::gemm_blocked::product(Operands { done, skip_zero_a: true, ..ops }, c.data, parallelism.threads());
+    Ok(())
+}
+
 /// A block of C holding its final values, as [`gemm_then`] reports it: rows
 /// `row..row + rows` and columns `col..col + cols` of C, element `(i, j)` of the block at
 /// `values[i·row_stride + j·col_stride]`.

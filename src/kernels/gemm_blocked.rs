@@ -8,12 +8,15 @@
 //! rows of A) whose contiguous B rows are read where they lie. The packing buffers are one
 //! workspace per thread, allocated on its first product and reused afterwards, so a
 //! training step's products allocate nothing once warm. Parallel products split C into
-//! disjoint blocks of rows or of columns, written through raw views (`gemm_cview.rs`).
+//! disjoint blocks of rows or of columns, written through raw views (`gemm_cview.rs`). A
+//! product whose A is a batch of data leaves out the depth steps and row panels where the
+//! batch is zero (`gemm_zero_a.rs`).
 
 use super::gemm::{BlockDone, FinishedBlock, Layout};
 use super::gemm_cview::CView;
 use super::gemm_micro::{APanel, MR, NR, Tile, kernel, kernel_into, row_times_matrix, store_row};
 use super::gemm_pack::pack_b;
+use super::gemm_zero_a::{MIN_ZERO_RUN, depth_blocks, panel_is_zero};
 use std::cell::RefCell;
 
 /// Depth of one block: an A panel (6 × 256) and a B panel (256 × 16) stay in L1.
@@ -27,15 +30,19 @@ const MIN_DEPTH_HALF: usize = 64;
 /// Fewest multiply-adds a one-row product splits (each half then streams 64 KiB of B).
 const MIN_SPLIT_MACS: usize = 1 << 15;
 
-/// Packing buffers of one thread.
+/// Packing buffers of one thread, and the depth blocks of its current product.
 struct Workspace {
     a: Vec<f32>,
     b: Vec<f32>,
+    /// Which depth steps of A hold a nonzero value (`gemm_zero_a.rs`).
+    nonzero: Vec<bool>,
+    /// The depth blocks `(start, length)` the product runs.
+    blocks: Vec<(usize, usize)>,
 }
 
 impl Workspace {
     fn new() -> Workspace {
-        Workspace { a: vec![0.0; MC * KC], b: vec![0.0; KC * NC] }
+        Workspace { a: vec![0.0; MC * KC], b: vec![0.0; KC * NC], nonzero: Vec::new(), blocks: Vec::new() }
     }
 }
 
@@ -68,6 +75,9 @@ pub(crate) struct Operands<'a> {
     /// Where this part of C starts in the whole product's C (for `done`).
     pub row0: usize,
     pub col0: usize,
+    /// A is a batch of data, B finite: skip the depth steps and row panels where A is
+    /// zero (`gemm_zero_a.rs`).
+    pub skip_zero_a: bool,
 }
 
 impl<'a> Operands<'a> {
@@ -80,7 +90,7 @@ impl<'a> Operands<'a> {
         beta: f32,
         cl: Layout,
     ) -> Self {
-        Operands { alpha, beta, a, al, b, bl, cl, done: None, row0: 0, col0: 0 }
+        Operands { alpha, beta, a, al, b, bl, cl, done: None, row0: 0, col0: 0, skip_zero_a: false }
     }
 
     /// Reports rows `i0..i0 + rows` and columns `j0..j0 + cols` of this part of C, `c`, as
@@ -244,11 +254,28 @@ fn sequential(ops: Operands<'_>, mut c: CView<'_>, ws: &mut Workspace) {
     // streams do not fight over a few L1 sets): packing would copy what the kernel can
     // already load cheaply.
     let direct_a = al.row_stride == 1 || (al.col_stride == 1 && al.row_stride % 1024 != 0);
+    // Taken out of the workspace while the packing buffers are borrowed, then put back;
+    // its capacity, reserved on the first product, is reused.
+    let mut blocks = std::mem::take(&mut ws.blocks);
+    blocks.reserve(k / KC + k / (MIN_ZERO_RUN + 1) + 2);
+    if ops.skip_zero_a && al.col_stride == 1 && al.row_stride != 1 {
+        depth_blocks(a, m, al.row_stride, k, KC, &mut ws.nonzero, &mut blocks);
+    } else {
+        blocks.clear();
+        blocks.extend((0..k).step_by(KC).map(|pc| (pc, KC.min(k - pc))));
+    }
+    if blocks.is_empty() {
+        // A is zero throughout: C = beta·C.
+        scale(&mut c, cl, beta);
+        ops.finished(&mut c, 0, m, 0, n);
+    }
+    // A transposed A's zero panels skip the kernel (`gemm_zero_a.rs`).
+    let zero_panels = ops.skip_zero_a && al.row_stride == 1;
     let mut tile: Tile = [[0.0; NR]; MR];
-    for pc in (0..k).step_by(KC) {
-        let kc = KC.min(k - pc);
+    for (block, &(pc, kc)) in blocks.iter().enumerate() {
         // Later depth blocks add to what the first one stored.
-        let beta = if pc == 0 { beta } else { 1.0 };
+        let (first, last) = (block == 0, block + 1 == blocks.len());
+        let beta = if first { beta } else { 1.0 };
         for jc in (0..n).step_by(NC) {
             let nc = NC.min(n - jc);
             let direct = reads_b_in_place(m, bl);
@@ -259,6 +286,13 @@ fn sequential(ops: Operands<'_>, mut c: CView<'_>, ws: &mut Workspace) {
             }
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
+                let mut zero = [false; MC / MR];
+                if zero_panels {
+                    for (r, z) in zero.iter_mut().enumerate().take(mc.div_ceil(MR)) {
+                        let i0 = ic + r * MR;
+                        *z = panel_is_zero(a, al.col_stride, i0, MR.min(m - i0), pc, kc);
+                    }
+                }
                 if !direct_a {
                     for r in 0..mc.div_ceil(MR) {
                         pack_a(a, al, ic + r * MR, pc, kc, &mut ws.a[r * kc * MR..(r + 1) * kc * MR]);
@@ -276,9 +310,16 @@ fn sequential(ops: Operands<'_>, mut c: CView<'_>, ws: &mut Workspace) {
                         pack_b(b, bl, pc, kc, j0, &mut ws.b[..kc * NR]);
                         (&ws.b[..kc * NR], NR)
                     };
-                    for r in 0..mc.div_ceil(MR) {
+                    for (r, &zero_panel) in zero.iter().enumerate().take(mc.div_ceil(MR)) {
                         let i0 = ic + r * MR;
                         let rows = MR.min(m - i0);
+                        if zero_panel {
+                            // A zero panel adds nothing; the first block still sets beta·C.
+                            if first {
+                                store(&[[0.0; NR]; MR], rows, cols, i0, j0, alpha, beta, &mut c, cl);
+                            }
+                            continue;
+                        }
                         let a_panel = if direct_a {
                             let start = i0 * al.row_stride + pc * al.col_stride;
                             APanel { data: &a[start..], step: al.col_stride, row: al.row_stride }
@@ -308,13 +349,14 @@ fn sequential(ops: Operands<'_>, mut c: CView<'_>, ws: &mut Workspace) {
                         }
                     }
                 }
-                if pc + kc == k {
+                if last {
                     // The last depth block: these rows of the column block are final.
                     ops.finished(&mut c, ic, mc, jc, nc);
                 }
             }
         }
     }
+    ws.blocks = blocks;
 }
 
 /// Whether a product of `m` rows reads B where it lies rather than packing it. Reading B

@@ -343,3 +343,99 @@ fn finished_blocks_cover_c_once_with_their_final_values() {
         }
     }
 }
+
+/// A batch of `rows` samples of `k` features, stored row-major, whose features
+/// `zero.0..zero.1` and `gap.0..gap.1` are zero in every sample.
+fn blank_features(
+    rng: &mut Rng,
+    rows: usize,
+    k: usize,
+    zero: (usize, usize),
+    gap: (usize, usize),
+) -> Vec<f32> {
+    let mut x = random_vec(rng, rows * k);
+    for (i, v) in x.iter_mut().enumerate() {
+        let p = i % k;
+        if (zero.0..zero.1).contains(&p) || (gap.0..gap.1).contains(&p) {
+            *v = 0.0;
+        }
+    }
+    x
+}
+
+#[test]
+fn skipping_a_batchs_zero_features_matches_the_reference_and_skips_only_long_runs() {
+    use super::super::gemm_zero_a::MIN_ZERO_RUN;
+    let mut rng = Rng::new(23);
+    // A long run of blank features (skipped: a NaN in B's rows there never reaches C) and a
+    // short one (computed: its NaN does), for a batch that splits on two threads and one
+    // that does not, in a depth that needs two blocks and one that does not.
+    for (m, k, n) in [(32, 784, 128), (7, 200, 40), (48, 300, 33)] {
+        for threads in [1, 2] {
+            let what = format!("{m}x{k}x{n} on {threads} threads");
+            // Long enough to pay for itself too: an eighth of the features at least.
+            let long = (10, 10 + (2 * MIN_ZERO_RUN).max(k / 8 + 1));
+            let short = (k - 20, k - 20 + MIN_ZERO_RUN / 2);
+            let a = blank_features(&mut rng, m, k, long, short);
+            let (al, bl, cl) = (layout(m, k, false, 0), layout(k, n, false, 0), layout(m, n, false, 0));
+            let mut b = random_vec(&mut rng, k * n);
+            let want = naive(1.0, &a, al, &b, bl, 0.0, &[], cl);
+            let par = if threads == 1 { Parallelism::Sequential } else { Parallelism::Threads(threads) };
+            let run = |b: &[f32]| {
+                let mut c = vec![f32::NAN; m * n];
+                let (ma, mb) = (MatRef::new(&a, al).unwrap(), MatRef::new(b, bl).unwrap());
+                gemm_skipping_zero_a(ma, mb, MatMut::new(&mut c, cl).unwrap(), par, None).unwrap();
+                c
+            };
+            for (i, (&got, &want)) in run(&b).iter().zip(&want).enumerate() {
+                check_close(got, want, k, &format!("{what} C[{i}]"));
+            }
+            b[long.0 * n..long.1 * n].fill(f32::NAN);
+            assert!(run(&b).iter().all(|v| v.is_finite()), "{what}: the long blank run is skipped");
+            b[short.0 * n] = f32::NAN;
+            assert!(run(&b).iter().any(|v| v.is_nan()), "{what}: the short blank run is computed");
+        }
+    }
+}
+
+#[test]
+fn skipping_a_batchs_zero_features_in_a_weight_gradient_matches_the_reference() {
+    // Xᵀ·dY: A's rows are the features, so blank features are zero rows of A (whole 6-row
+    // panels of them skip the kernel) and zero rows of C, which must still be written.
+    let mut rng = Rng::new(29);
+    let (features, batch, n) = (784, 32, 128);
+    let x = blank_features(&mut rng, batch, features, (0, 100), (400, 413));
+    let (al, bl, cl) =
+        (layout(features, batch, true, 0), layout(batch, n, false, 0), layout(features, n, false, 0));
+    let dy = random_vec(&mut rng, batch * n);
+    let want = naive(1.0, &x, al, &dy, bl, 0.0, &[], cl);
+    for threads in [1, 2] {
+        let par = if threads == 1 { Parallelism::Sequential } else { Parallelism::Threads(threads) };
+        let mut c = vec![f32::NAN; features * n];
+        let seen = std::sync::Mutex::new(vec![0u8; features * n]);
+        let done = |block: FinishedBlock<'_>| {
+            let mut seen = seen.lock().unwrap();
+            for i in 0..block.rows {
+                for j in 0..block.cols {
+                    seen[(block.row + i) * n + block.col + j] += 1;
+                }
+            }
+        };
+        let (ma, mb) = (MatRef::new(&x, al).unwrap(), MatRef::new(&dy, bl).unwrap());
+        gemm_skipping_zero_a(ma, mb, MatMut::new(&mut c, cl).unwrap(), par, Some(&done)).unwrap();
+        for (i, (&got, &want)) in c.iter().zip(&want).enumerate() {
+            check_close(got, want, batch, &format!("{threads} threads, C[{i}]"));
+        }
+        assert!(seen.into_inner().unwrap().iter().all(|&s| s == 1), "every block of C reported once");
+    }
+}
+
+#[test]
+fn skipping_a_batch_of_zeros_leaves_zeros() {
+    let (a, b) = (vec![0.0; 32 * 100], vec![f32::NAN; 100 * 16]);
+    let mut c = vec![f32::NAN; 32 * 16];
+    let (ma, mb) = (MatRef::row_major(&a, 32, 100).unwrap(), MatRef::row_major(&b, 100, 16).unwrap());
+    gemm_skipping_zero_a(ma, mb, MatMut::row_major(&mut c, 32, 16).unwrap(), Parallelism::Sequential, None)
+        .unwrap();
+    assert!(c.iter().all(|&v| v == 0.0));
+}

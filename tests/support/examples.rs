@@ -158,3 +158,16 @@ pub fn compare_training_steps_with(
         assert_close(jn, &Value::F32(jt.clone()), &Value::F32(it.clone()), 1e-3);
     }
 }
+
+/// MNIST-like batches: a blank border four pixels wide, and 70 % of the other pixels 0.
+pub fn blank_bordered(graph: &dnnc::ir::Graph, rng: &mut Rng) -> Vec<Value> {
+    let mut x = inputs(graph, 32, 10, rng);
+    let Value::F32(images) = &mut x[0] else { panic!("images are f32") };
+    for (i, v) in images.iter_mut().enumerate() {
+        let (row, col) = ((i % 784) / 28, i % 28);
+        if !(4..24).contains(&row) || !(4..24).contains(&col) || rng.uniform() < 0.7 {
+            *v = 0.0;
+        }
+    }
+    x
+}
