@@ -3,34 +3,10 @@
 //! what the epoch set up. This binary's counting global allocator compares whole `fit`
 //! runs that differ only in their number of steps: they must allocate equally often.
 
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+
 use dnnc::runtime::train::{BackendKind, RunConfig, fit};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// Counts allocations made by every thread.
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// Safety: forwards to the system allocator unchanged; the counter is atomic.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 /// A training program on random data of `labels` (no validation, so that only training
 /// steps differ between runs) reporting `metrics`.
@@ -56,9 +32,9 @@ fn allocations_of_fit(text: &str, samples: usize) -> usize {
         backend: Some(BackendKind::Jit),
         ..RunConfig::default()
     };
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = counting_alloc::allocations();
     let report = fit(&program.trains[0], &cfg, &mut std::io::sink()).expect("training runs");
-    let count = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let count = counting_alloc::allocations() - before;
     let last = report.history.records.last().expect("an epoch");
     assert!(last.train_loss.is_finite());
     assert_eq!(report.history.records.len(), 2);

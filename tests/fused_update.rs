@@ -13,14 +13,8 @@ use dnnc::runtime::rng::Rng;
 use dnnc::runtime::train::{JitStepper, ParamStore, StepError, TrainStepper, print_fused, step_graph};
 
 fn mlp_stepper(threads: usize, fuse_updates: bool, optimizer: &str) -> (JitStepper, dnnc::ir::Graph) {
-    let program = support::program("examples/mnist.dnn");
-    let spec = support::train_spec(&program);
-    let graph = step_graph(spec).expect("step graph");
-    let store = ParamStore::init(spec.train_graph.as_ref().expect("train graph"), 7).expect("init");
-    let opt = OptimizerSpec::from_call(optimizer, &[]).expect("optimizer");
     let options = PlanOptions { threads, fuse_updates, ..PlanOptions::default() };
-    let s = JitStepper::new(&graph, store, opt, 0, options).expect("the JIT compiles it");
-    (s, graph)
+    support::jit_stepper("examples/mnist.dnn", optimizer, 7, options)
 }
 
 #[test]

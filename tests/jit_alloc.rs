@@ -4,50 +4,19 @@
 //! code. This binary's own counting global allocator counts every allocation of ten warm
 //! steps, on every thread.
 
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+
 #[path = "support/examples.rs"]
 mod support;
 
 use dnnc::codegen::PlanOptions;
 use dnnc::ops::Value;
 use dnnc::runtime::rng::Rng;
-use dnnc::runtime::train::{JitStepper, ParamStore, TrainStepper, step_graph};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// Counts allocations made by every thread.
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// Safety: forwards to the system allocator unchanged; the counter is atomic.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use dnnc::runtime::train::{JitStepper, TrainStepper};
 
 fn stepper(path: &str, threads: usize) -> (JitStepper, dnnc::ir::Graph) {
-    let program = support::program(path);
-    let spec = support::train_spec(&program);
-    let graph = step_graph(spec).expect("step graph");
-    let store = ParamStore::init(spec.train_graph.as_ref().expect("train graph"), 1).expect("init");
-    let opt = dnnc::runtime::optim::OptimizerSpec::from_call("Adam", &[]).expect("Adam");
-    let options = PlanOptions { threads, ..PlanOptions::default() };
-    let s = JitStepper::new(&graph, store, opt, 0, options).expect("the JIT compiles it");
-    (s, graph)
+    support::jit_stepper(path, "Adam", 1, PlanOptions { threads, ..PlanOptions::default() })
 }
 
 fn batch(graph: &dnnc::ir::Graph, b: usize, classes: u64) -> Vec<Value> {
@@ -74,12 +43,12 @@ fn assert_steps_on_threads_do_not_allocate(path: &str, s: &mut JitStepper, x: &[
     for step in 0..2 {
         loss += s.step(x, step).expect("step").loss;
     }
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = counting_alloc::allocations();
     for step in 2..12 {
         let stats = s.step(x, step).expect("step");
         loss += stats.loss + f64::from(stats.predictions[[0, 0]]);
     }
-    let steps = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let steps = counting_alloc::allocations() - before;
     assert!(loss.is_finite());
     assert!(!s.plans().is_empty(), "{path}: the steps ran on the JIT");
     assert_eq!(steps, 0, "{path}, {threads} thread(s): 10 warm steps allocated {steps} times");

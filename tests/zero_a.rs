@@ -10,7 +10,7 @@ use dnnc::codegen::PlanOptions;
 use dnnc::ops::Value;
 use dnnc::runtime::optim::OptimizerSpec;
 use dnnc::runtime::rng::Rng;
-use dnnc::runtime::train::{InterpStepper, JitStepper, ParamStore, TrainStepper, print_fused, step_graph};
+use dnnc::runtime::train::{InterpStepper, ParamStore, TrainStepper, print_fused};
 
 #[test]
 fn only_the_products_of_the_batch_skip_its_zeros() {
@@ -27,15 +27,12 @@ fn only_the_products_of_the_batch_skip_its_zeros() {
 
 #[test]
 fn steps_skipping_the_batchs_zeros_agree_with_the_plain_products_and_the_interpreter() {
-    let program = support::program("examples/mnist.dnn");
-    let spec = support::train_spec(&program);
-    let graph = step_graph(spec).expect("step graph");
-    let store = ParamStore::init(spec.train_graph.as_ref().expect("train graph"), 9).expect("init");
+    let (graph, store) = support::step_parts("examples/mnist.dnn", 9);
     let opt = OptimizerSpec::from_call("Adam", &[]).expect("Adam");
     for threads in [1, 2] {
         let jit = |skip_zero_a| {
             let options = PlanOptions { threads, skip_zero_a, ..PlanOptions::default() };
-            JitStepper::new(&graph, store.clone(), opt.clone(), 0, options).expect("the JIT compiles it")
+            support::jit_stepper("examples/mnist.dnn", "Adam", 9, options).0
         };
         let (mut skipping, mut plain) = (jit(true), jit(false));
         let mut interp = InterpStepper::new(&graph, store.clone(), opt.clone(), 0).expect("interpreter");

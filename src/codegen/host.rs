@@ -178,16 +178,8 @@ impl HostCtx {
                 let (sa, sb, sc) = (span(&la), span(&lb), span(&lc));
                 let (a, b) = unsafe { (self.slice::<f32>(a, sa), self.slice::<f32>(b, sb)) };
                 let c = unsafe { self.slice_mut::<f32>(c, sc) };
-                let result = if skip_zero_a && lc.batch == 1 {
-                    let (ma, mb) = (MatRef::new(a, la.matrix), MatRef::new(b, lb.matrix));
-                    ma.and_then(|ma| Ok((ma, mb?, MatMut::new(c, lc.matrix)?)))
-                        .and_then(|(ma, mb, mc)| gemm_skipping_zero_a(ma, mb, mc, parallelism(threads), None))
-                } else {
-                    batched_product(a, la, b, lb, c, lc, threads)
-                };
-                result.map_err(|e| RunError::InvalidGraph {
-                    node: NodeId(0),
-                    message: format!("matrix product: {e}"),
+                batched_product(a, la, b, lb, c, lc, threads, skip_zero_a).map_err(|e| {
+                    RunError::InvalidGraph { node: NodeId(0), message: format!("matrix product: {e}") }
                 })
             }
             &HostOp::OneHot { labels, out, rows, depth } => {
@@ -440,14 +432,16 @@ impl HostCtx {
     }
 }
 
-/// A stack of products on `threads` threads. A stack of several matrices is split between
-/// the threads by whole matrices (each product sequential), so that small matrices (a
-/// weight gradient summed over the batch afterwards) are not cut into pieces too small to
-/// gain; a single product is split by the GEMM itself.
 fn parallelism(threads: usize) -> Parallelism {
     if threads > 1 { Parallelism::Threads(threads) } else { Parallelism::Sequential }
 }
 
+/// A stack of products on `threads` threads. A stack of several matrices is split between
+/// the threads by whole matrices (each product sequential), so that small matrices (a
+/// weight gradient summed over the batch afterwards) are not cut into pieces too small to
+/// gain; a single product is split by the GEMM itself, skipping where A is zero when
+/// `skip_zero_a` (A a training batch).
+#[allow(clippy::too_many_arguments)]
 fn batched_product(
     a: &[f32],
     la: BatchLayout,
@@ -456,10 +450,14 @@ fn batched_product(
     c: &mut [f32],
     lc: BatchLayout,
     threads: usize,
+    skip_zero_a: bool,
 ) -> Result<(), crate::kernels::gemm::GemmError> {
+    if skip_zero_a && lc.batch == 1 {
+        let (ma, mb) = (MatRef::new(a, la.matrix)?, MatRef::new(b, lb.matrix)?);
+        return gemm_skipping_zero_a(ma, mb, MatMut::new(c, lc.matrix)?, parallelism(threads), None);
+    }
     if threads <= 1 || lc.batch < 2 {
-        let par = if threads > 1 { Parallelism::Threads(threads) } else { Parallelism::Sequential };
-        return gemm_batched(1.0, a, la, b, lb, 0.0, c, lc, par);
+        return gemm_batched(1.0, a, la, b, lb, 0.0, c, lc, parallelism(threads));
     }
     let first = lc.batch / 2;
     let with_batch = |l: BatchLayout, batch: usize| BatchLayout { batch, ..l };
@@ -468,10 +466,13 @@ fn batched_product(
     let (c1, c2) = c.split_at_mut(rest(c, lc));
     let (t1, t2) = (threads / 2, threads - threads / 2);
     let (r1, r2) = crate::kernels::team::join(
-        || batched_product(a, with_batch(la, first), b, with_batch(lb, first), c1, with_batch(lc, first), t1),
+        || {
+            let (la, lb, lc) = (with_batch(la, first), with_batch(lb, first), with_batch(lc, first));
+            batched_product(a, la, b, lb, c1, lc, t1, false)
+        },
         || {
             let n = lc.batch - first;
-            batched_product(a2, with_batch(la, n), b2, with_batch(lb, n), c2, with_batch(lc, n), t2)
+            batched_product(a2, with_batch(la, n), b2, with_batch(lb, n), c2, with_batch(lc, n), t2, false)
         },
     );
     r1.and(r2)
@@ -667,7 +668,7 @@ mod tests {
             }
             for threads in [1, 2, 3] {
                 let mut c = vec![f32::NAN; batch * m * n];
-                batched_product(&a, la, &b, lb, &mut c, lc, threads).expect("valid layouts");
+                batched_product(&a, la, &b, lb, &mut c, lc, threads, false).expect("valid layouts");
                 for (x, y) in c.iter().zip(&want) {
                     assert!((x - y).abs() < 1e-5, "{threads} threads, stack of {batch}: {x} vs {y}");
                 }

@@ -238,9 +238,21 @@ pub fn gemm_skipping_zero_a(
     parallelism: Parallelism,
     done: Option<&BlockDone<'_>>,
 ) -> Result<(), GemmError> {
+    product_then(a, b, c, parallelism, done, true)
+}
+
+/// `C = A·B` on checked views, `done` called on each finished block when given.
+fn product_then(
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: MatMut<'_>,
+    parallelism: Parallelism,
+    done: Option<&BlockDone<'_>>,
+    skip_zero_a: bool,
+) -> Result<(), GemmError> {
     check_shapes(a.layout, b.layout, c.layout)?;
     let ops = Operands::new(1.0, a.data, a.layout, b.data, b.layout, 0.0, c.layout);
-    super::gemm_blocked::product(Operands { done, skip_zero_a: true, ..ops }, c.data, parallelism.threads());
+    super::gemm_blocked::product(Operands { done, skip_zero_a, ..ops }, c.data, parallelism.threads());
     Ok(())
 }
 
@@ -270,10 +282,7 @@ pub fn gemm_then(
     parallelism: Parallelism,
     done: &BlockDone<'_>,
 ) -> Result<(), GemmError> {
-    check_shapes(a.layout, b.layout, c.layout)?;
-    let ops = Operands::new(1.0, a.data, a.layout, b.data, b.layout, 0.0, c.layout);
-    super::gemm_blocked::product(Operands { done: Some(done), ..ops }, c.data, parallelism.threads());
-    Ok(())
+    product_then(a, b, c, parallelism, Some(done), false)
 }
 
 /// Runs the blocked product on views whose lengths, strides and shapes were validated.

@@ -42,6 +42,29 @@ pub fn train_spec(p: &Program) -> &TrainSpec {
     p.trains.iter().find(|t| t.train_graph.is_some()).expect("a train block")
 }
 
+/// The step graph of `path`'s training block and its parameters drawn with `seed`.
+pub fn step_parts(path: &str, seed: u64) -> (dnnc::ir::Graph, ParamStore) {
+    let program = program(path);
+    let spec = train_spec(&program);
+    let graph = step_graph(spec).expect("step graph");
+    let store = ParamStore::init(spec.train_graph.as_ref().expect("train graph"), seed).expect("init");
+    (graph, store)
+}
+
+/// A JIT stepper for `path`'s training step with `optimizer` (its default settings) and
+/// `options`, its parameters drawn with `seed`; and the step graph.
+pub fn jit_stepper(
+    path: &str,
+    optimizer: &str,
+    seed: u64,
+    options: PlanOptions,
+) -> (JitStepper, dnnc::ir::Graph) {
+    let (graph, store) = step_parts(path, seed);
+    let opt = dnnc::runtime::optim::OptimizerSpec::from_call(optimizer, &[]).expect("optimizer");
+    let stepper = JitStepper::new(&graph, store, opt, 0, options).expect("the JIT compiles it");
+    (stepper, graph)
+}
+
 /// Random inputs for `graph` with batch `b`: floats in [0, 1), integer labels below `classes`.
 pub fn inputs(graph: &dnnc::ir::Graph, b: usize, classes: i64, rng: &mut Rng) -> Vec<Value> {
     graph
