@@ -32,20 +32,26 @@ fn assert_steps_do_not_allocate(path: &str, classes: u64) {
         let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let (mut s, graph) = stepper(path, threads);
         let x = batch(&graph, 32, classes);
-        assert_steps_on_threads_do_not_allocate(path, &mut s, &x, threads);
+        assert_steps_on_threads_do_not_allocate(path, &mut s, &[x], threads);
     }
 }
 
-/// The caller holds `SERIAL` from before it builds the stepper (building allocates).
-fn assert_steps_on_threads_do_not_allocate(path: &str, s: &mut JitStepper, x: &[Value], threads: usize) {
+/// Ten warm steps, over `batches` in turn after two on the first. The caller holds `SERIAL`
+/// from before it builds the stepper (building allocates).
+fn assert_steps_on_threads_do_not_allocate(
+    path: &str,
+    s: &mut JitStepper,
+    batches: &[Vec<Value>],
+    threads: usize,
+) {
     let mut loss = 0.0;
     // The first step compiles; the second warms whatever the GEMM caches per thread.
     for step in 0..2 {
-        loss += s.step(x, step).expect("step").loss;
+        loss += s.step(&batches[0], step).expect("step").loss;
     }
     let before = counting_alloc::allocations();
     for step in 2..12 {
-        let stats = s.step(x, step).expect("step");
+        let stats = s.step(&batches[step as usize % batches.len()], step).expect("step");
         loss += stats.loss + f64::from(stats.predictions[[0, 0]]);
     }
     let steps = counting_alloc::allocations() - before;
@@ -61,13 +67,22 @@ fn warm_compiled_mnist_steps_allocate_nothing() {
 
 #[test]
 fn warm_compiled_mnist_steps_skipping_blank_pixels_allocate_nothing() {
-    // Blank borders send the first layer's products through `gemm_zero_a.rs`, whose depth
-    // blocks reuse the workspace of their thread.
+    // Blank borders send the first layer's products through `gemm_zero_a.rs` (denser
+    // batches) or `gemm_sparse_a.rs` (sparse ones), whose depth blocks and nonzero lists
+    // reuse the workspace of their thread. Warmed on a dense batch only, sparse and dense
+    // batches in turn then allocate nothing either.
     for threads in [1, 2] {
         let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let (mut s, graph) = stepper("examples/mnist.dnn", threads);
-        let x = support::blank_bordered(&graph, &mut Rng::new(6));
-        assert_steps_on_threads_do_not_allocate("examples/mnist.dnn (blank borders)", &mut s, &x, threads);
+        let mut rng = Rng::new(6);
+        let batches =
+            [support::blank_bordered(&graph, &mut rng, 0.9), support::blank_bordered(&graph, &mut rng, 0.3)];
+        assert_steps_on_threads_do_not_allocate(
+            "examples/mnist.dnn (blank borders)",
+            &mut s,
+            &batches,
+            threads,
+        );
     }
 }
 

@@ -9,13 +9,15 @@
 //! workspace per thread, allocated on its first product and reused afterwards, so a
 //! training step's products allocate nothing once warm. Parallel products split C into
 //! disjoint blocks of rows or of columns, written through raw views (`gemm_cview.rs`). A
-//! product whose A is a batch of data leaves out the depth steps and row panels where the
-//! batch is zero (`gemm_zero_a.rs`).
+//! product whose A is a batch of data multiplies only its nonzeros when at most a quarter
+//! of it is nonzero (`gemm_sparse_a.rs`), and otherwise leaves out the depth steps and row
+//! panels where the whole batch is zero (`gemm_zero_a.rs`).
 
 use super::gemm::{BlockDone, FinishedBlock, Layout};
 use super::gemm_cview::CView;
 use super::gemm_micro::{APanel, MR, NR, Tile, kernel, kernel_into, row_times_matrix, store_row};
 use super::gemm_pack::pack_b;
+use super::gemm_sparse_a::{self, Nonzeros};
 use super::gemm_zero_a::{MIN_ZERO_RUN, depth_blocks, panel_is_zero};
 use std::cell::RefCell;
 
@@ -38,11 +40,19 @@ struct Workspace {
     nonzero: Vec<bool>,
     /// The depth blocks `(start, length)` the product runs.
     blocks: Vec<(usize, usize)>,
+    /// A sparse A's nonzeros (`gemm_sparse_a.rs`).
+    nonzeros: Nonzeros,
 }
 
 impl Workspace {
     fn new() -> Workspace {
-        Workspace { a: vec![0.0; MC * KC], b: vec![0.0; KC * NC], nonzero: Vec::new(), blocks: Vec::new() }
+        Workspace {
+            a: vec![0.0; MC * KC],
+            b: vec![0.0; KC * NC],
+            nonzero: Vec::new(),
+            blocks: Vec::new(),
+            nonzeros: Nonzeros::prepared(),
+        }
     }
 }
 
@@ -95,7 +105,7 @@ impl<'a> Operands<'a> {
 
     /// Reports rows `i0..i0 + rows` and columns `j0..j0 + cols` of this part of C, `c`, as
     /// final.
-    fn finished(&self, c: &mut CView<'_>, i0: usize, rows: usize, j0: usize, cols: usize) {
+    pub(super) fn finished(&self, c: &mut CView<'_>, i0: usize, rows: usize, j0: usize, cols: usize) {
         let Some(done) = self.done else { return };
         let Layout { row_stride, col_stride, .. } = self.cl;
         let len =
@@ -241,6 +251,10 @@ fn sequential(ops: Operands<'_>, mut c: CView<'_>, ws: &mut Workspace) {
     if k == 0 {
         scale(&mut c, cl, beta);
         ops.finished(&mut c, 0, m, 0, n);
+        return;
+    }
+    // A sparse batch: each thread's rows from their nonzeros alone.
+    if ops.skip_zero_a && gemm_sparse_a::product(&ops, &mut c, &mut ws.nonzeros) {
         return;
     }
     if streams_one_row(&ops) {

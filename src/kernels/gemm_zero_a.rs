@@ -13,6 +13,9 @@
 //! - A transposed A (`Xᵀ·dY`, A's rows are X's columns): a 6-row panel of A that is zero
 //!   throughout a depth block contributes nothing, so its tiles of C skip the kernel.
 //!
+//! This is for batches denser than a quarter: a sparser one never gets here, its thread
+//! multiplying only its nonzeros (`gemm_sparse_a.rs`).
+//!
 //! A skipped step would add `0·b`, 0 for a finite `b`; the planner asks for this only in
 //! training steps, whose guard keeps every parameter and gradient finite. The depth blocks
 //! change where partial sums are stored, so C may differ from the plain product's in the

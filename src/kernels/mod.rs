@@ -8,6 +8,7 @@ mod gemm_blocked;
 mod gemm_cview;
 mod gemm_micro;
 mod gemm_pack;
+mod gemm_sparse_a;
 mod gemm_zero_a;
 pub(crate) use gemm_micro::has_avx2_fma;
 pub mod pool;

@@ -1,0 +1,422 @@
+//! A product whose A is a sparse batch of data (`Operands::skip_zero_a`): row `i` of C is
+//! the sum of B's rows `p`, each scaled by A's nonzero `A(i, p)`, so the zeros of A cost
+//! nothing at all. A batch of MNIST images is 19 % nonzero on average (a digit covers a
+//! fifth of its 28 × 28 pixels, each image a different fifth), while only the 42 % of
+//! columns that are zero in every image of the batch can be skipped by the blocked product
+//! (`gemm_zero_a.rs`): the first layer's `X·W` and `Xᵀ·dY` multiply-add 4800 B rows here
+//! instead of 14 600 to 25 000 depth steps of 6 × 16 tiles.
+//!
+//! A row's nonzeros are gathered first, as (column, value) lists for the thread's rows of
+//! C, eight values at a time packed by a table of lane shuffles (no branch per value):
+//! straight along a row-major A (`X`); a transposed one (`Xᵀ`, whose rows are X's columns)
+//! is transposed back into scratch in 8 × 8 tiles first. The sums then read B's rows, 64
+//! columns at a time held in registers, and rows of C are reported finished 48 at a time,
+//! so that an update fused with the product finds them in cache.
+//!
+//! Denser than [`MAX_DENSITY`] (a quarter of A's elements), the blocked product is faster
+//! and this gives up before computing anything. As for every skip of A's zeros, a skipped
+//! product `0·b` is 0 only for a finite `b`: the planner asks for this in training steps,
+//! whose guard keeps every parameter and gradient finite. Each sum adds in order of the
+//! depth, so C may differ from the blocked product's in the last bits.
+
+use super::gemm::Layout;
+use super::gemm_blocked::Operands;
+use super::gemm_cview::CView;
+
+/// The densest A computed here, in nonzeros per element: a quarter. A nonzero costs a B row
+/// of multiply-adds with B's row loaded from cache, one depth step of the blocked product
+/// about a sixth of that per row of A, but the blocked product reaches only a third to a
+/// half of the FMA units' peak on a training batch.
+pub(super) const MAX_DENSITY: (usize, usize) = (1, 4);
+
+/// Entries every thread's lists hold from its start (`Nonzeros::prepared`): enough for
+/// the MNIST MLP's products, 16 × 784 and 392 × 32 per thread, so that which thread
+/// first runs which half of a product never decides whether a later step allocates.
+const PREPARED: usize = 1 << 14;
+
+/// Rows of C reported finished at a time: the fused optimizer update then reads them from
+/// L1 or L2 (48 rows of 128 columns: 24 KiB).
+const FINISH_ROWS: usize = 48;
+
+/// The nonzeros of a thread's rows of A, reused from product to product: row `i`'s are at
+/// `cols[starts[i]..starts[i + 1]]` and `values[..]`, in order of their column.
+pub(super) struct Nonzeros {
+    starts: Vec<usize>,
+    cols: Vec<u32>,
+    values: Vec<f32>,
+    /// A transposed A, transposed back (rows contiguous) before its nonzeros are gathered.
+    transposed: Vec<f32>,
+}
+
+impl Nonzeros {
+    /// Empty lists, with room for [`PREPARED`] entries and rows.
+    pub(super) fn prepared() -> Nonzeros {
+        Nonzeros {
+            starts: Vec::with_capacity(PREPARED),
+            cols: vec![0; PREPARED],
+            values: vec![0.0; PREPARED],
+            transposed: vec![0.0; PREPARED],
+        }
+    }
+
+    /// Gathers the nonzeros of `a` seen through `al`; `false`, with the lists unusable, when
+    /// there are more than `budget`. The lists are sized for the whole budget at once, so
+    /// that a later batch with more nonzeros than the first never allocates.
+    fn gather(&mut self, a: &[f32], al: Layout, budget: usize) -> bool {
+        let Layout { rows, cols: depth, row_stride, col_stride } = al;
+        if depth > u32::MAX as usize || rows > u32::MAX as usize {
+            return false;
+        }
+        self.starts.clear();
+        self.starts.reserve(rows + 1);
+        if row_stride == 1 && col_stride != 1 {
+            return self.gather_down_columns(a, al, budget);
+        }
+        // Room for a whole row past the budget, and for the eight values a chunk writes.
+        let room = budget + depth + 8;
+        grow(&mut self.cols, room);
+        grow(&mut self.values, room);
+        let mut len = 0;
+        self.starts.push(0);
+        for i in 0..rows {
+            let row_start = i * row_stride;
+            if col_stride == 1 {
+                len = compress(&a[row_start..row_start + depth], &mut self.cols, &mut self.values, len);
+            } else {
+                for p in 0..depth {
+                    let v = a[row_start + p * col_stride];
+                    (self.cols[len], self.values[len]) = (p as u32, v);
+                    len += usize::from(v != 0.0);
+                }
+            }
+            if len > budget {
+                return false;
+            }
+            self.starts.push(len);
+        }
+        true
+    }
+
+    /// `gather` for a transposed A (`A(i, p)` at `i + p·col_stride`, the weight gradient's
+    /// `Xᵀ`): transposed into scratch in 8 × 8 tiles first, then gathered row by row. (Placing
+    /// the nonzeros of each depth step into rows by a counting sort instead took three times
+    /// as long: its scattered stores and counter updates stalled on each other.)
+    fn gather_down_columns(&mut self, a: &[f32], al: Layout, budget: usize) -> bool {
+        let Layout { rows, cols: depth, .. } = al;
+        let mut rows_major = std::mem::take(&mut self.transposed);
+        grow(&mut rows_major, rows * depth);
+        transpose(a, al, &mut rows_major[..rows * depth]);
+        let gathered = self.gather(&rows_major, Layout::row_major(rows, depth), budget);
+        self.transposed = rows_major;
+        gathered
+    }
+}
+
+/// `out[i·cols + p] = A(i, p)` for a transposed A (`row_stride == 1`): 8 × 8 tiles, each
+/// eight contiguous loads and eight contiguous stores, then the ragged edges one by one.
+fn transpose(a: &[f32], al: Layout, out: &mut [f32]) {
+    let Layout { rows, cols, col_stride, .. } = al;
+    assert!(al.row_stride == 1 && out.len() >= rows * cols);
+    assert!(rows == 0 || cols == 0 || a.len() > (rows - 1) + (cols - 1) * col_stride, "A of {}", a.len());
+    let (full_rows, full_cols) = (rows / 8 * 8, cols / 8 * 8);
+    #[cfg(target_arch = "x86_64")]
+    if super::gemm_micro::has_avx2_fma() {
+        for i in (0..full_rows).step_by(8) {
+            for p in (0..full_cols).step_by(8) {
+                // Safety: AVX2 is present; rows `i..i + 8` and steps `p..p + 8` are inside A
+                // and `out` (asserted above).
+                unsafe {
+                    avx2::transpose8(
+                        a.as_ptr().add(i + p * col_stride),
+                        col_stride,
+                        out.as_mut_ptr().add(i * cols + p),
+                        cols,
+                    )
+                };
+            }
+        }
+    } else {
+        copy_tile(a, al, out, 0..full_rows, 0..full_cols);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    copy_tile(a, al, out, 0..full_rows, 0..full_cols);
+    copy_tile(a, al, out, full_rows..rows, 0..cols);
+    copy_tile(a, al, out, 0..full_rows, full_cols..cols);
+}
+
+/// `transpose` of rows `rows` and steps `steps`, element by element.
+fn copy_tile(
+    a: &[f32],
+    al: Layout,
+    out: &mut [f32],
+    rows: std::ops::Range<usize>,
+    steps: std::ops::Range<usize>,
+) {
+    for i in rows {
+        for p in steps.clone() {
+            out[i * al.cols + p] = a[i + p * al.col_stride];
+        }
+    }
+}
+
+/// Grows `v` to at least `len` elements (only the first product of a shape allocates).
+fn grow<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
+    if v.len() < len {
+        v.resize(len, T::default());
+    }
+}
+
+/// Writes the positions and values of `src`'s nonzeros (NaN counts as one) to `cols` and
+/// `values` from `len` on, and returns the new length. Both must have room for
+/// `len + src.len() + 8` elements: whole chunks of eight are written, and only the
+/// nonzeros counted.
+fn compress(src: &[f32], cols: &mut [u32], values: &mut [f32], len: usize) -> usize {
+    assert!(cols.len() >= len + src.len() + 8 && values.len() >= len + src.len() + 8, "compress room");
+    let mut len = len;
+    let mut q = 0;
+    #[cfg(target_arch = "x86_64")]
+    if super::gemm_micro::has_avx2_fma() {
+        // Safety: AVX2 is present, and both outputs have room for `len + src.len() + 8`
+        // (asserted above).
+        (len, q) = unsafe { avx2::compress(src, cols.as_mut_ptr(), values.as_mut_ptr(), len) };
+    }
+    for (p, &v) in src.iter().enumerate().skip(q) {
+        (cols[len], values[len]) = (p as u32, v);
+        len += usize::from(v != 0.0);
+    }
+    len
+}
+
+/// Computes this thread's block of C from A's nonzeros, reporting rows to `ops.done` as
+/// they are finished; `false`, having written nothing, when A is denser than
+/// [`MAX_DENSITY`] or B or C is not contiguous along its rows.
+pub(super) fn product(ops: &Operands<'_>, c: &mut CView<'_>, nonzeros: &mut Nonzeros) -> bool {
+    let Operands { alpha, beta, a, al, b, bl, cl, .. } = *ops;
+    if bl.col_stride != 1 || cl.col_stride != 1 {
+        return false;
+    }
+    let (m, k, n) = (al.rows, al.cols, bl.cols);
+    if !nonzeros.gather(a, al, m * k * MAX_DENSITY.0 / MAX_DENSITY.1) {
+        return false;
+    }
+    let all = nonzeros.starts[0]..nonzeros.starts[m];
+    assert!(nonzeros.cols[all].iter().all(|&p| (p as usize) < k), "a nonzero outside B's rows");
+    assert!(k == 0 || n == 0 || b.len() >= (k - 1) * bl.row_stride + n, "B of {}", b.len());
+    for first in (0..m).step_by(FINISH_ROWS) {
+        let rows = first..FINISH_ROWS.min(m - first) + first;
+        let out = c.block(first * cl.row_stride, rows.len(), cl.row_stride, n);
+        let sums = Sums { nonzeros, b, b_stride: bl.row_stride, n, alpha, beta };
+        #[cfg(target_arch = "x86_64")]
+        if super::gemm_micro::has_avx2_fma() {
+            // Safety: AVX2 and FMA are present; every nonzero's column is a row of B, whose
+            // rows hold `n` values (asserted above), and `out` is this product's block of
+            // C for these rows (checked by `block`; see `CView`).
+            unsafe { avx2::sum_rows(&sums, rows.clone(), out, cl.row_stride) };
+            ops.finished(c, first, rows.len(), 0, n);
+            continue;
+        }
+        for i in rows.clone() {
+            sums.portable(i, c.row(i * cl.row_stride, n));
+        }
+        ops.finished(c, first, rows.len(), 0, n);
+    }
+    true
+}
+
+/// What row `i` of C sums: `alpha·Σ_t values[t]·B(cols[t], ..) + beta·C(i, ..)` over its
+/// nonzeros (C not read when `beta == 0`), B's rows `b_stride` apart and `n` long.
+struct Sums<'a> {
+    nonzeros: &'a Nonzeros,
+    b: &'a [f32],
+    b_stride: usize,
+    n: usize,
+    alpha: f32,
+    beta: f32,
+}
+
+impl Sums<'_> {
+    /// Row `i`'s nonzeros: their columns and values.
+    fn of(&self, i: usize) -> (&[u32], &[f32]) {
+        let (start, end) = (self.nonzeros.starts[i], self.nonzeros.starts[i + 1]);
+        (&self.nonzeros.cols[start..end], &self.nonzeros.values[start..end])
+    }
+
+    /// Row `i` into `out`, in plain Rust.
+    fn portable(&self, i: usize, out: &mut [f32]) {
+        let (cols, values) = self.of(i);
+        for (j, o) in out.iter_mut().enumerate() {
+            let sum: f32 =
+                cols.iter().zip(values).map(|(&p, &v)| v * self.b[p as usize * self.b_stride + j]).sum();
+            *o = if self.beta == 0.0 { self.alpha * sum } else { self.alpha * sum + self.beta * *o };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::Sums;
+    use std::arch::x86_64::*;
+
+    /// For each 8-bit mask, the lanes whose bit is set, in order, then zeros.
+    static LANES: [[u32; 8]; 256] = lanes();
+
+    const fn lanes() -> [[u32; 8]; 256] {
+        let mut table = [[0u32; 8]; 256];
+        let mut mask = 0;
+        while mask < 256 {
+            let (mut lane, mut n) = (0, 0);
+            while lane < 8 {
+                if mask & (1 << lane) != 0 {
+                    table[mask][n] = lane as u32;
+                    n += 1;
+                }
+                lane += 1;
+            }
+            mask += 1;
+        }
+        table
+    }
+
+    /// `out[q·out_stride + j] = src[q + j·src_stride]` for `q, j < 8`.
+    ///
+    /// # Safety
+    /// AVX2 must be available; `src` readable and `out` writable at those offsets.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn transpose8(src: *const f32, src_stride: usize, out: *mut f32, out_stride: usize) {
+        unsafe {
+            let r: [__m256; 8] = std::array::from_fn(|j| _mm256_loadu_ps(src.add(j * src_stride)));
+            let t: [__m256; 8] = std::array::from_fn(|j| {
+                let (x, y) = (r[j / 2 * 2], r[j / 2 * 2 + 1]);
+                if j % 2 == 0 { _mm256_unpacklo_ps(x, y) } else { _mm256_unpackhi_ps(x, y) }
+            });
+            // u[0..4] from t[0..4], u[4..8] from t[4..8]: lanes 0-1 / 2-3 of pairs (t0, t2), (t1, t3).
+            let u: [__m256; 8] = std::array::from_fn(|j| {
+                let base = j / 4 * 4;
+                let (x, y) = (t[base + (j % 4) / 2], t[base + (j % 4) / 2 + 2]);
+                if j % 2 == 0 { _mm256_shuffle_ps::<0x44>(x, y) } else { _mm256_shuffle_ps::<0xEE>(x, y) }
+            });
+            for q in 0..4 {
+                _mm256_storeu_ps(out.add(q * out_stride), _mm256_permute2f128_ps::<0x20>(u[q], u[q + 4]));
+                _mm256_storeu_ps(
+                    out.add((q + 4) * out_stride),
+                    _mm256_permute2f128_ps::<0x31>(u[q], u[q + 4]),
+                );
+            }
+        }
+    }
+
+    /// `super::compress` over the whole chunks of eight of `src`: each chunk's nonzeros
+    /// packed to the front of eight slots at `values + len`, their positions at `cols + len`.
+    /// Returns the new length and how many values of `src` were done.
+    ///
+    /// # Safety
+    /// AVX2 must be available; `cols` and `values` writable for `len + src.len() + 8`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn compress(
+        src: &[f32],
+        cols: *mut u32,
+        values: *mut f32,
+        len: usize,
+    ) -> (usize, usize) {
+        let (mut len, mut q) = (len, 0);
+        while q + 8 <= src.len() {
+            // Safety: `q + 8 ≤ src.len()`, and `len ≤ len₀ + q` (a chunk adds at most eight),
+            // so the eight slots written lie in the room the caller guarantees.
+            unsafe {
+                let v = _mm256_loadu_ps(src.as_ptr().add(q));
+                // Unordered: a NaN is not equal to zero, so it is kept.
+                let mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(v, _mm256_setzero_ps())) as usize;
+                let lanes = _mm256_loadu_si256(LANES[mask].as_ptr() as *const __m256i);
+                _mm256_storeu_ps(values.add(len), _mm256_permutevar8x32_ps(v, lanes));
+                let at = _mm256_add_epi32(lanes, _mm256_set1_epi32(q as i32));
+                _mm256_storeu_si256(cols.add(len) as *mut __m256i, at);
+                len += mask.count_ones() as usize;
+            }
+            q += 8;
+        }
+        (len, q)
+    }
+
+    /// Rows `rows` of C (`Sums`), row `i` at `out + (i - rows.start)·out_stride`: 64
+    /// columns at a time with eight sums in registers (sixteen left none for the broadcast
+    /// and spilled), then 8, then one by one.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available; B readable at `p·b_stride + j` for every nonzero's
+    /// column `p` and `j < n`, and `out` writable (and readable) at `r·out_stride + j` for
+    /// `r < rows.len()`, `j < n`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn sum_rows(
+        sums: &Sums<'_>,
+        rows: std::ops::Range<usize>,
+        out: *mut f32,
+        out_stride: usize,
+    ) {
+        let (b, n, alpha, beta) = (sums.b.as_ptr(), sums.n, sums.alpha, sums.beta);
+        for (r, i) in rows.enumerate() {
+            let (cols, values) = sums.of(i);
+            // Safety (each block): columns `j..j + width` of row `r`, inside B and `out`.
+            let row_out = out.wrapping_add(r * out_stride);
+            let mut j = 0;
+            while j + 64 <= n {
+                unsafe { block::<8>(cols, values, b.add(j), sums.b_stride, row_out.add(j), alpha, beta) };
+                j += 64;
+            }
+            while j + 8 <= n {
+                unsafe { block::<1>(cols, values, b.add(j), sums.b_stride, row_out.add(j), alpha, beta) };
+                j += 8;
+            }
+            for jj in j..n {
+                let sum: f32 = cols
+                    .iter()
+                    .zip(values)
+                    .map(|(&p, &v)| v * unsafe { *b.add(p as usize * sums.b_stride + jj) })
+                    .sum();
+                let o = unsafe { &mut *row_out.add(jj) };
+                *o = if beta == 0.0 { alpha * sum } else { alpha * sum + beta * *o };
+            }
+        }
+    }
+
+    /// `8V` columns of one row of `sum_rows`, from `b` and `out`.
+    ///
+    /// # Safety
+    /// As for `sum_rows`, for `8V` columns of one row.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn block<const V: usize>(
+        cols: &[u32],
+        values: &[f32],
+        b: *const f32,
+        b_stride: usize,
+        out: *mut f32,
+        alpha: f32,
+        beta: f32,
+    ) {
+        let mut acc = [_mm256_setzero_ps(); V];
+        for (&p, &v) in cols.iter().zip(values) {
+            let scale = _mm256_set1_ps(v);
+            // Safety: row `p` of B is readable for the block's columns (the caller's bounds).
+            let row = unsafe { b.add(p as usize * b_stride) };
+            for (x, s) in acc.iter_mut().enumerate() {
+                *s = _mm256_fmadd_ps(scale, unsafe { _mm256_loadu_ps(row.add(8 * x)) }, *s);
+            }
+        }
+        let (va, vb) = (_mm256_set1_ps(alpha), _mm256_set1_ps(beta));
+        for (x, &s) in acc.iter().enumerate() {
+            // Safety: `8x + 8 ≤ 8V`, inside `out` (the caller's bounds).
+            unsafe {
+                let at = out.add(8 * x);
+                let mut r = if alpha == 1.0 { s } else { _mm256_mul_ps(va, s) };
+                if beta != 0.0 {
+                    r = _mm256_add_ps(r, _mm256_mul_ps(vb, _mm256_loadu_ps(at)));
+                }
+                _mm256_storeu_ps(at, r);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "gemm_sparse_tests.rs"]
+mod tests;
