@@ -65,8 +65,10 @@ pub fn adam_lr_t(lr: f32, beta1: f32, beta2: f32, t: u64) -> f32 {
 /// The most slots an optimizer keeps (centered RMSprop with momentum).
 pub(crate) const MAX_SLOTS: usize = 3;
 
-/// Parameters from this many elements are updated in two halves on two threads.
-const PARALLEL_UPDATE: usize = 1 << 16;
+/// Parameters from this many elements are updated in two halves on two threads: the MNIST
+/// MLP's second layer (8192 weights) took 4.9 → 3.3 µs and 8.5 → 5.6 µs of its step so,
+/// measured interleaved in one process (from 65 536 before).
+const PARALLEL_UPDATE: usize = 1 << 12;
 
 /// One parameter's update by rule `kind`: `slots` in `OptimizerSpec::slot_names` order,
 /// each as long as `p`; `lr_t` is Adam's bias-corrected rate (unused by the others).
