@@ -8,6 +8,7 @@
 //! builds the frame from the plan and checks every external slice before a run. The entry
 //! point never unwinds into compiled code: a panic becomes an error code.
 
+use super::specialize::ZeroSkip;
 use super::window::WindowKernel;
 use crate::ir::{NodeId, Op, RunError};
 use crate::kernels::gemm::{
@@ -29,7 +30,7 @@ pub(crate) enum HostOp {
         c: usize,
         layouts: [BatchLayout; 3],
         threads: usize,
-        skip_zero_a: bool,
+        skip_zero_a: ZeroSkip,
     },
     OneHot {
         labels: usize,
@@ -178,8 +179,10 @@ impl HostCtx {
                 let (sa, sb, sc) = (span(&la), span(&lb), span(&lc));
                 let (a, b) = unsafe { (self.slice::<f32>(a, sa), self.slice::<f32>(b, sb)) };
                 let c = unsafe { self.slice_mut::<f32>(c, sc) };
-                batched_product(a, la, b, lb, c, lc, threads, skip_zero_a).map_err(|e| {
-                    RunError::InvalidGraph { node: NodeId(0), message: format!("matrix product: {e}") }
+                let skip = skips(skip_zero_a, b);
+                batched_product(a, la, b, lb, c, lc, threads, skip).map_err(|e| RunError::InvalidGraph {
+                    node: NodeId(0),
+                    message: format!("matrix product: {e}"),
                 })
             }
             &HostOp::OneHot { labels, out, rows, depth } => {
@@ -360,7 +363,7 @@ impl HostCtx {
         };
         let (ma, mb) = (MatRef::new(ga, la.matrix).map_err(bad)?, MatRef::new(gb, lb.matrix).map_err(bad)?);
         let mc = MatMut::new(gc, lc.matrix).map_err(bad)?;
-        if skip_zero_a {
+        if skips(skip_zero_a, gb) {
             gemm_skipping_zero_a(ma, mb, mc, par, Some(&done)).map_err(bad)
         } else {
             gemm_then(ma, mb, mc, par, &done).map_err(bad)
@@ -429,6 +432,16 @@ impl HostCtx {
             other => return Err(invalid(format!("`{op}` computed {} values", other.dtype()))),
         }
         Ok(())
+    }
+}
+
+/// Whether a product skips its batch's zeros now: always in a training step, in a
+/// prediction when `b` is finite (one pass over it).
+fn skips(skip: ZeroSkip, b: &[f32]) -> bool {
+    match skip {
+        ZeroSkip::Off => false,
+        ZeroSkip::Guarded => true,
+        ZeroSkip::CheckedB => finite_max_abs(b).is_some(),
     }
 }
 

@@ -35,9 +35,9 @@ pub struct Ptr {
 pub enum Instr {
     /// Compiled kernel `kernel` over a `rows × cols` domain.
     Kernel { kernel: usize, inputs: Vec<Ptr>, outputs: Vec<Ptr>, rows: usize, cols: usize },
-    /// `c = a @ b` on the tuned GEMM; `skip_zero_a` when `a` is a training batch: the
-    /// product skips where the batch is zero (`kernels/gemm_zero_a.rs`).
-    Gemm { a: Ptr, b: Ptr, c: Ptr, layouts: [BatchLayout; 3], threads: usize, skip_zero_a: bool },
+    /// `c = a @ b` on the tuned GEMM, skipping where `a`, a batch of data, is zero when
+    /// `skip_zero_a` says so.
+    Gemm { a: Ptr, b: Ptr, c: Ptr, layouts: [BatchLayout; 3], threads: usize, skip_zero_a: ZeroSkip },
     /// `out[r, labels[r]] = 1`, the rest 0.
     OneHot { labels: Ptr, out: Ptr, rows: usize, depth: usize },
     /// A native convolution or pooling kernel of `node`: `out = kernel(a, b)` (`b` unused
@@ -171,6 +171,25 @@ pub fn gemm_threads(flops: usize, threads: usize, threshold: usize) -> usize {
 /// (`kernels::team`) and waiting for it. (With rayon's fork-join, which wakes a sleeping
 /// worker, 1M was the break-even.)
 pub const PARALLEL_THRESHOLD: usize = 1 << 15;
+
+/// Whether a product whose A is a batch of data skips where the batch is zero: its
+/// nonzeros alone when it is sparse (`kernels/gemm_sparse_a.rs`), else the features that
+/// are zero throughout (`kernels/gemm_zero_a.rs`). A skipped `0·b` is 0 only for a finite
+/// `b`, so B must be known finite.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ZeroSkip {
+    /// Every product is computed in full.
+    Off,
+    /// In a training step, whose guard keeps every parameter and gradient finite.
+    Guarded,
+    /// In a prediction of at least [`MIN_CHECKED_ROWS`] rows: when one pass over B finds
+    /// it finite, else in full.
+    CheckedB,
+}
+
+/// Fewest rows of a prediction's batch for which checking B (the first layer's weights,
+/// 100 k values in the MNIST MLP: ~10 µs) pays: a batch-1 prediction takes 3–5 µs whole.
+pub const MIN_CHECKED_ROWS: usize = 64;
 
 /// Options of the specialization.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

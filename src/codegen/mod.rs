@@ -37,4 +37,4 @@ pub use jit::{Jit, Kernel, clif_text};
 pub use kexpr::{Access, KernelError, KernelExpr, KernelKind, KernelSpec, ReduceAxis};
 pub use program::{OutputRef, Params, Program, Slice};
 pub use scan::ScanLoop;
-pub use specialize::{Plan, PlanOptions, SpecializeError, Training, specialize};
+pub use specialize::{Plan, PlanOptions, SpecializeError, Training, ZeroSkip, specialize};

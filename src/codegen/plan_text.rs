@@ -7,7 +7,7 @@
 //!   i1   kernel0 32x128 (in: arena+0, ext3) -> arena+0
 //! ```
 
-use super::specialize::{Base, Instr, Plan, Ptr};
+use super::specialize::{Base, Instr, Plan, Ptr, ZeroSkip};
 use std::fmt::{self, Write};
 
 fn ptr(p: &Ptr) -> String {
@@ -42,7 +42,11 @@ impl Plan {
                 ptr(b),
                 ptr(c),
                 if *threads > 1 { format!(" on {threads} threads") } else { String::new() },
-                if *skip_zero_a { ", skipping the batch's zeros" } else { "" }
+                match skip_zero_a {
+                    ZeroSkip::Off => "",
+                    ZeroSkip::Guarded => ", skipping the batch's zeros",
+                    ZeroSkip::CheckedB => ", skipping the batch's zeros if B is finite",
+                }
             ),
             Instr::OneHot { labels, out: o, rows, depth } => {
                 format!("one_hot {rows}x{depth} ({}) -> {}", ptr(labels), ptr(o))

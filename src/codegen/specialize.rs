@@ -347,7 +347,7 @@ pub fn specialize(
                             matrix,
                         }),
                         threads: gemm_threads(m * k * n, options.threads, options.parallel_threshold),
-                        skip_zero_a: false,
+                        skip_zero_a: ZeroSkip::Off,
                     }
                 }
                 StepKind::MatMul { node, a, b, .. } => {
@@ -371,10 +371,18 @@ pub fn specialize(
                             );
                             let [la, lb, lc] = fold_batch([la, lb, lc]);
                             // A training batch, which the step's guard multiplies only by
-                            // finite parameters and gradients.
-                            let skip_zero_a = options.skip_zero_a
-                                && training.is_some()
-                                && matches!(g.node(a.node).op, Op::Input { .. });
+                            // finite parameters and gradients; a large prediction's, after
+                            // checking B.
+                            let skip_zero_a =
+                                if !options.skip_zero_a || !matches!(g.node(a.node).op, Op::Input { .. }) {
+                                    ZeroSkip::Off
+                                } else if training.is_some() {
+                                    ZeroSkip::Guarded
+                                } else if m >= MIN_CHECKED_ROWS {
+                                    ZeroSkip::CheckedB
+                                } else {
+                                    ZeroSkip::Off
+                                };
                             Instr::Gemm {
                                 a: ptr(a.node),
                                 b: ptr(b.node),

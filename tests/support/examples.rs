@@ -187,7 +187,12 @@ pub fn compare_training_steps_with(
 /// (`kernels/gemm_sparse_a.rs` computes the first layer's products); at 0.9, 46 %, too
 /// dense for that (the blocked product skips the blank features, `gemm_zero_a.rs`).
 pub fn blank_bordered(graph: &dnnc::ir::Graph, rng: &mut Rng, kept: f64) -> Vec<Value> {
-    let mut x = inputs(graph, 32, 10, rng);
+    blank_bordered_batch(graph, 32, rng, kept)
+}
+
+/// `blank_bordered` with `b` images.
+pub fn blank_bordered_batch(graph: &dnnc::ir::Graph, b: usize, rng: &mut Rng, kept: f64) -> Vec<Value> {
+    let mut x = inputs(graph, b, 10, rng);
     let Value::F32(images) = &mut x[0] else { panic!("images are f32") };
     for (i, v) in images.iter_mut().enumerate() {
         let (row, col) = ((i % 784) / 28, i % 28);
