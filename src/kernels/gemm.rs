@@ -229,8 +229,10 @@ pub fn gemm(
 }
 
 /// `C = A·B` like [`gemm_then`] (`done` called on each finished block when given), for an
-/// A that is a batch of data and a finite B: the depth steps and row panels where A is
-/// zero are skipped (`gemm_zero_a.rs`). C may differ from [`gemm`]'s in the last bits.
+/// A that is a batch of data and a finite B: only A's nonzeros are multiplied when at most
+/// a quarter of it is nonzero (`gemm_sparse_a.rs`), else the depth steps and row panels
+/// where A is zero are skipped (`gemm_zero_a.rs`). C may differ from [`gemm`]'s in the
+/// last bits.
 pub fn gemm_skipping_zero_a(
     a: MatRef<'_>,
     b: MatRef<'_>,

@@ -16,7 +16,8 @@
 //! Denser than [`MAX_DENSITY`] (a quarter of A's elements), the blocked product is faster
 //! and this gives up before computing anything. As for every skip of A's zeros, a skipped
 //! product `0·b` is 0 only for a finite `b`: the planner asks for this in training steps,
-//! whose guard keeps every parameter and gradient finite. Each sum adds in order of the
+//! whose guard keeps every parameter and gradient finite, and in large predictions once B
+//! is checked finite (`codegen::ZeroSkip`). Each sum adds in order of the
 //! depth, so C may differ from the blocked product's in the last bits.
 
 use super::gemm::Layout;

@@ -16,8 +16,9 @@
 //! This is for batches denser than a quarter: a sparser one never gets here, its thread
 //! multiplying only its nonzeros (`gemm_sparse_a.rs`).
 //!
-//! A skipped step would add `0·b`, 0 for a finite `b`; the planner asks for this only in
-//! training steps, whose guard keeps every parameter and gradient finite. The depth blocks
+//! A skipped step would add `0·b`, 0 for a finite `b`; the planner asks for this in
+//! training steps, whose guard keeps every parameter and gradient finite, and in large
+//! predictions once B is checked finite (`codegen::ZeroSkip`). The depth blocks
 //! change where partial sums are stored, so C may differ from the plain product's in the
 //! last bits.
 
