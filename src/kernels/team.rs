@@ -168,7 +168,12 @@ where
         .iter()
         .find(|w| w.state.compare_exchange(IDLE, CLAIMED, Ordering::Acquire, Ordering::Relaxed).is_ok());
     let Some(worker) = claimed else {
-        return (a(), b());
+        // Both halves here, the second even when the first panics, as with a worker.
+        let (ra, rb) = (panic::catch_unwind(AssertUnwindSafe(a)), panic::catch_unwind(AssertUnwindSafe(b)));
+        return match (ra, rb) {
+            (Ok(ra), Ok(rb)) => (ra, rb),
+            (Err(payload), _) | (_, Err(payload)) => panic::resume_unwind(payload),
+        };
     };
     let job = StackJob { f: UnsafeCell::new(Some(b)), result: UnsafeCell::new(None) };
     // Safety: this caller holds the worker in CLAIMED; nobody else reads or writes `job`.
@@ -277,6 +282,18 @@ mod tests {
         }
         // The team still works afterwards.
         assert_eq!(join(|| 1, || 2), (1, 2));
+    }
+
+    #[test]
+    fn with_every_worker_taken_a_panicking_first_half_still_lets_the_second_run() {
+        // Inside a join the team's one worker (on two cores) is taken, so the inner join
+        // runs both halves on the caller: the second must run even though the first panics.
+        let finished = AtomicBool::new(false);
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+            join(|| join(|| panic!("first half"), || finished.store(true, Ordering::SeqCst)), || ())
+        }));
+        assert!(outcome.is_err());
+        assert!(finished.load(Ordering::SeqCst), "the second half ran");
     }
 
     #[test]
