@@ -15,6 +15,7 @@ use dnnc::runtime::train::{self, BackendKind, JitExecutable, ParamStore, RunConf
 use dnnc::shape::SymEnv;
 use ndarray::{ArrayD, IxDyn};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -77,12 +78,13 @@ fn compile_seconds(path: &str, options: PlanOptions) -> (f64, f64) {
 fn inference_seconds(
     graph: &dnnc::ir::Graph,
     params: &[Value],
-    test_images: &Dataset,
+    test_images: &Arc<Dataset>,
     b: usize,
     calls: usize,
     options: PlanOptions,
 ) -> f64 {
-    let batcher = Batcher::new(test_images.clone(), b, 0).expect("a batch of test images").without_shuffle();
+    let batcher =
+        Batcher::new(Arc::clone(test_images), b, 0).expect("a batch of test images").without_shuffle();
     let mut batch = Batch::empty();
     assert!(batcher.epoch(0).fill(&mut batch), "{b} test images");
     let BatchArray::F32(images) = &batch.x else { panic!("MNIST images are f32 in a batch") };
@@ -149,7 +151,7 @@ fn main() {
     predict.outputs.retain(|(n, _)| n == "output");
     let params = fitted.params.values_for(&predict).expect("params");
     let dirs = DataDirs::from_env(data.as_deref());
-    let test_images = mnist(&dirs, Split::Test).expect("the MNIST test images");
+    let test_images = Arc::new(mnist(&dirs, Split::Test).expect("the MNIST test images"));
     let lat1 = inference_seconds(&predict, &params, &test_images, 1, 10_000, options);
     let lat1000 = inference_seconds(&predict, &params, &test_images, 1000, 20, options);
     println!(

@@ -231,7 +231,7 @@ fn portable(k: usize, a: APanel<'_>, b: &[f32], b_stride: usize, rows: usize, ti
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(crate) mod avx2 {
     use super::Tile;
     use std::arch::x86_64::*;
 
@@ -375,19 +375,29 @@ mod avx2 {
     ) {
         // Safety: the caller's bounds are those `sums` needs.
         let total = unsafe { sums::<R, U>(k, a, b, b_stride) };
-        let (va, vb) = (_mm256_set1_ps(alpha), _mm256_set1_ps(beta));
         for (i, sum) in total.iter().enumerate() {
             for (h, &s) in sum.iter().enumerate() {
                 // Safety: `i < R` and `8h + 8 ≤ 16`, inside the caller's bounds.
-                unsafe {
-                    let at = c.add(i * c_stride + 8 * h);
-                    let mut v = if alpha == 1.0 { s } else { _mm256_mul_ps(va, s) };
-                    if beta != 0.0 {
-                        v = _mm256_add_ps(v, _mm256_mul_ps(vb, _mm256_loadu_ps(at)));
-                    }
-                    _mm256_storeu_ps(at, v);
-                }
+                unsafe { store8(c.add(i * c_stride + 8 * h), s, alpha, beta) };
             }
+        }
+    }
+
+    /// `at[..8] = alpha·s + beta·at[..8]`, `at` not read when `beta == 0`: the rounding of
+    /// `store_row` (a product, then a sum), for every kernel that stores from registers.
+    ///
+    /// # Safety
+    /// AVX must be available and `at` writable (and readable) for eight floats.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(crate) unsafe fn store8(at: *mut f32, s: __m256, alpha: f32, beta: f32) {
+        let mut v = if alpha == 1.0 { s } else { _mm256_mul_ps(_mm256_set1_ps(alpha), s) };
+        // Safety: the caller's bounds.
+        unsafe {
+            if beta != 0.0 {
+                v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(at)));
+            }
+            _mm256_storeu_ps(at, v);
         }
     }
 }

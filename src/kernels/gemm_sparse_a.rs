@@ -203,23 +203,11 @@ pub(super) fn product(ops: &Operands<'_>, c: &mut CView<'_>, nonzeros: &mut Nonz
     let all = nonzeros.starts[0]..nonzeros.starts[m];
     assert!(nonzeros.cols[all].iter().all(|&p| (p as usize) < k), "a nonzero outside B's rows");
     assert!(k == 0 || n == 0 || b.len() >= (k - 1) * bl.row_stride + n, "B of {}", b.len());
+    let sums = Sums { nonzeros, b, b_stride: bl.row_stride, n, alpha, beta };
     for first in (0..m).step_by(FINISH_ROWS) {
-        let rows = first..FINISH_ROWS.min(m - first) + first;
-        let out = c.block(first * cl.row_stride, rows.len(), cl.row_stride, n);
-        let sums = Sums { nonzeros, b, b_stride: bl.row_stride, n, alpha, beta };
-        #[cfg(target_arch = "x86_64")]
-        if super::gemm_micro::has_avx2_fma() {
-            // Safety: AVX2 and FMA are present; every nonzero's column is a row of B, whose
-            // rows hold `n` values (asserted above), and `out` is this product's block of
-            // C for these rows (checked by `block`; see `CView`).
-            unsafe { avx2::sum_rows(&sums, rows.clone(), out, cl.row_stride) };
-            ops.finished(c, first, rows.len(), 0, n);
-            continue;
-        }
-        for i in rows.clone() {
-            sums.portable(i, c.row(i * cl.row_stride, n));
-        }
-        ops.finished(c, first, rows.len(), 0, n);
+        let rows = FINISH_ROWS.min(m - first);
+        sums.rows(first..first + rows, c, cl.row_stride);
+        ops.finished(c, first, rows, 0, n);
     }
     true
 }
@@ -242,10 +230,30 @@ impl Sums<'_> {
         (&self.nonzeros.cols[start..end], &self.nonzeros.values[start..end])
     }
 
-    /// Row `i` into `out`, in plain Rust.
-    fn portable(&self, i: usize, out: &mut [f32]) {
+    /// Rows `rows` into C, whose rows are `c_stride` apart: with AVX2 when the CPU has it.
+    ///
+    /// Panics (a caller's programming error) when a nonzero's column is not a row of B, as
+    /// `product` checks.
+    fn rows(&self, rows: std::ops::Range<usize>, c: &mut CView<'_>, c_stride: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if super::gemm_micro::has_avx2_fma() {
+            let out = c.block(rows.start * c_stride, rows.len(), c_stride, self.n);
+            // Safety: AVX2 and FMA are present; every nonzero's column is a row of B, whose
+            // rows hold `n` values (`product` asserts both), and `out` is this product's
+            // block of C for these rows (checked by `block`; see `CView`).
+            unsafe { avx2::sum_rows(self, rows, out, c_stride) };
+            return;
+        }
+        for i in rows {
+            self.columns(i, 0, c.row(i * c_stride, self.n));
+        }
+    }
+
+    /// Columns `j0..j0 + out.len()` of row `i` into `out`, one by one in plain Rust (the
+    /// portable path, and the AVX2 path's last columns short of eight).
+    fn columns(&self, i: usize, j0: usize, out: &mut [f32]) {
         let (cols, values) = self.of(i);
-        for (j, o) in out.iter_mut().enumerate() {
+        for (j, o) in (j0..).zip(out.iter_mut()) {
             let sum: f32 =
                 cols.iter().zip(values).map(|(&p, &v)| v * self.b[p as usize * self.b_stride + j]).sum();
             *o = if self.beta == 0.0 { self.alpha * sum } else { self.alpha * sum + self.beta * *o };
@@ -255,6 +263,7 @@ impl Sums<'_> {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use super::super::gemm_micro::avx2::store8;
     use super::Sums;
     use std::arch::x86_64::*;
 
@@ -367,14 +376,9 @@ mod avx2 {
                 unsafe { block::<1>(cols, values, b.add(j), sums.b_stride, row_out.add(j), alpha, beta) };
                 j += 8;
             }
-            for jj in j..n {
-                let sum: f32 = cols
-                    .iter()
-                    .zip(values)
-                    .map(|(&p, &v)| v * unsafe { *b.add(p as usize * sums.b_stride + jj) })
-                    .sum();
-                let o = unsafe { &mut *row_out.add(jj) };
-                *o = if beta == 0.0 { alpha * sum } else { alpha * sum + beta * *o };
+            if j < n {
+                // Safety: columns `j..n` of row `r`, this call's alone.
+                sums.columns(i, j, unsafe { std::slice::from_raw_parts_mut(row_out.add(j), n - j) });
             }
         }
     }
@@ -403,17 +407,9 @@ mod avx2 {
                 *s = _mm256_fmadd_ps(scale, unsafe { _mm256_loadu_ps(row.add(8 * x)) }, *s);
             }
         }
-        let (va, vb) = (_mm256_set1_ps(alpha), _mm256_set1_ps(beta));
         for (x, &s) in acc.iter().enumerate() {
             // Safety: `8x + 8 ≤ 8V`, inside `out` (the caller's bounds).
-            unsafe {
-                let at = out.add(8 * x);
-                let mut r = if alpha == 1.0 { s } else { _mm256_mul_ps(va, s) };
-                if beta != 0.0 {
-                    r = _mm256_add_ps(r, _mm256_mul_ps(vb, _mm256_loadu_ps(at)));
-                }
-                _mm256_storeu_ps(at, r);
-            }
+            unsafe { store8(out.add(8 * x), s, alpha, beta) };
         }
     }
 }

@@ -189,7 +189,7 @@ fn the_portable_sums_match_the_avx2_ones() {
     let sums = Sums { nonzeros: &lists, b: &b, b_stride: n, n, alpha: 1.0, beta: 0.0 };
     let mut portable = vec![0.0; rows * n];
     for (i, row) in portable.chunks_mut(n).enumerate() {
-        sums.portable(i, row);
+        sums.columns(i, 0, row);
     }
     let want = reference(&x, Layout::row_major(rows, k), &b, n);
     for (e, (&got, &want)) in portable.iter().zip(&want).enumerate() {

@@ -169,11 +169,7 @@ where
         .find(|w| w.state.compare_exchange(IDLE, CLAIMED, Ordering::Acquire, Ordering::Relaxed).is_ok());
     let Some(worker) = claimed else {
         // Both halves here, the second even when the first panics, as with a worker.
-        let (ra, rb) = (panic::catch_unwind(AssertUnwindSafe(a)), panic::catch_unwind(AssertUnwindSafe(b)));
-        return match (ra, rb) {
-            (Ok(ra), Ok(rb)) => (ra, rb),
-            (Err(payload), _) | (_, Err(payload)) => panic::resume_unwind(payload),
-        };
+        return both(panic::catch_unwind(AssertUnwindSafe(a)), panic::catch_unwind(AssertUnwindSafe(b)));
     };
     let job = StackJob { f: UnsafeCell::new(Some(b)), result: UnsafeCell::new(None) };
     // Safety: this caller holds the worker in CLAIMED; nobody else reads or writes `job`.
@@ -201,11 +197,15 @@ where
         }
         worker.state.store(IDLE, Ordering::Release);
     }
-    let rb = job.result.into_inner();
+    let rb = job.result.into_inner().expect("a finished join's second half has a result");
+    both(ra, rb)
+}
+
+/// Both halves' results, or the first half's panic (else the second's) resumed.
+fn both<RA, RB>(ra: thread::Result<RA>, rb: thread::Result<RB>) -> (RA, RB) {
     match (ra, rb) {
-        (Ok(ra), Some(Ok(rb))) => (ra, rb),
-        (Err(payload), _) | (_, Some(Err(payload))) => panic::resume_unwind(payload),
-        (Ok(_), None) => unreachable!("a finished join's second half has a result"),
+        (Ok(ra), Ok(rb)) => (ra, rb),
+        (Err(payload), _) | (_, Err(payload)) => panic::resume_unwind(payload),
     }
 }
 
