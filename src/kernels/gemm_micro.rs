@@ -36,6 +36,20 @@ pub(crate) fn has_avx2_fma() -> bool {
     }
 }
 
+/// Whether the AVX-512 kernels can run here (AVX-512 F, checked once): sixteen lanes a
+/// register, twice AVX2's, where the core has them (Zen 4 and 5, Intel's servers).
+pub(crate) fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *DETECTED.get_or_init(|| has_avx2_fma() && is_x86_feature_detected!("avx512f"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Up to six rows of A over a range of steps: row `i`'s value of step `p` is at
 /// `data[p·step + i·row]`.
 #[derive(Copy, Clone, Debug)]
@@ -398,6 +412,30 @@ pub(crate) mod avx2 {
                 v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(at)));
             }
             _mm256_storeu_ps(at, v);
+        }
+    }
+}
+
+/// The AVX-512 pieces the register kernels share.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// `at[..16] = alpha·s + beta·at[..16]`, `at` not read when `beta == 0`: `avx2::store8`'s
+    /// rounding, sixteen lanes wide.
+    ///
+    /// # Safety
+    /// AVX-512 F must be available and `at` writable (and readable) for sixteen floats.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    pub(crate) unsafe fn store16(at: *mut f32, s: __m512, alpha: f32, beta: f32) {
+        let mut v = if alpha == 1.0 { s } else { _mm512_mul_ps(_mm512_set1_ps(alpha), s) };
+        // Safety: the caller's bounds.
+        unsafe {
+            if beta != 0.0 {
+                v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_set1_ps(beta), _mm512_loadu_ps(at)));
+            }
+            _mm512_storeu_ps(at, v);
         }
     }
 }

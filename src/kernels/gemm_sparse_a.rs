@@ -10,8 +10,9 @@
 //! C, eight values at a time packed by a table of lane shuffles (no branch per value):
 //! straight along a row-major A (`X`); a transposed one (`Xᵀ`, whose rows are X's columns)
 //! is transposed back into scratch in 8 × 8 tiles first. The sums then read B's rows, 64
-//! columns at a time held in registers, and rows of C are reported finished 48 at a time,
-//! so that an update fused with the product finds them in cache.
+//! columns at a time held in registers (128 where the CPU has AVX-512: sixteen lanes), and
+//! rows of C are reported finished 48 at a time, so that an update fused with the product
+//! finds them in cache.
 //!
 //! Denser than [`MAX_DENSITY`] (a quarter of A's elements), the blocked product is faster
 //! and this gives up before computing anything. As for every skip of A's zeros, a skipped
@@ -238,10 +239,17 @@ impl Sums<'_> {
         #[cfg(target_arch = "x86_64")]
         if super::gemm_micro::has_avx2_fma() {
             let out = c.block(rows.start * c_stride, rows.len(), c_stride, self.n);
-            // Safety: AVX2 and FMA are present; every nonzero's column is a row of B, whose
-            // rows hold `n` values (`product` asserts both), and `out` is this product's
-            // block of C for these rows (checked by `block`; see `CView`).
-            unsafe { avx2::sum_rows(self, rows, out, c_stride) };
+            // Safety: AVX2 and FMA are present, and AVX-512 where it is called; every
+            // nonzero's column is a row of B, whose rows hold `n` values (`product` asserts
+            // both), and `out` is this product's block of C for these rows (checked by
+            // `block`; see `CView`).
+            unsafe {
+                if super::gemm_micro::has_avx512() {
+                    avx512::sum_rows(self, rows, out, c_stride);
+                } else {
+                    avx2::sum_rows(self, rows, out, c_stride);
+                }
+            }
             return;
         }
         for i in rows {
@@ -259,6 +267,101 @@ impl Sums<'_> {
             *o = if self.beta == 0.0 { self.alpha * sum } else { self.alpha * sum + self.beta * *o };
         }
     }
+}
+
+/// Defines, inside an instruction set's module, `sum_rows` (rows of C from `Sums`, row `i`
+/// at `out + (i - rows.start)·out_stride`), `row_from` (columns `j0..n` of one row) and
+/// their `block` of `8·lanes` columns with eight sums in registers (sixteen ymm left none
+/// for the broadcast and spilled), then blocks of `lanes` columns, then `tail`.
+///
+/// Safety of the functions defined: the instruction set must be available; B readable at
+/// `p·b_stride + j` for every nonzero's column `p` and `j < n`, and `out` writable (and
+/// readable) at `r·out_stride + j` for `r < rows.len()`, `j < n`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! register_sums {
+    (
+        features: $features:literal,
+        lanes: $lanes:literal,
+        vector: $vector:ty,
+        zero: $zero:ident,
+        splat: $splat:ident,
+        load: $load:ident,
+        fmadd: $fmadd:ident,
+        store: $store:ident,
+        tail: $tail:expr,
+    ) => {
+        /// Rows `rows` of C (`Sums`); see `register_sums!`.
+        ///
+        /// # Safety
+        /// As `register_sums!` states.
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn sum_rows(
+            sums: &Sums<'_>,
+            rows: std::ops::Range<usize>,
+            out: *mut f32,
+            out_stride: usize,
+        ) {
+            for (r, i) in rows.enumerate() {
+                // Safety: row `r` of `out`, under the caller's bounds.
+                unsafe { row_from(sums, i, 0, out.wrapping_add(r * out_stride)) };
+            }
+        }
+
+        /// Columns `j0..n` of row `i` of C (`Sums`) into `row_out[j0..n]`.
+        ///
+        /// # Safety
+        /// As for `sum_rows`, for one row of `out` at `row_out`.
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn row_from(sums: &Sums<'_>, i: usize, j0: usize, row_out: *mut f32) {
+            let (b, n, alpha, beta) = (sums.b.as_ptr(), sums.n, sums.alpha, sums.beta);
+            let (cols, values) = sums.of(i);
+            // Safety (each block): columns `j..j + width` of the row, inside B and `out`.
+            let mut j = j0;
+            while j + 8 * $lanes <= n {
+                unsafe { block::<8>(cols, values, b.add(j), sums.b_stride, row_out.add(j), alpha, beta) };
+                j += 8 * $lanes;
+            }
+            while j + $lanes <= n {
+                unsafe { block::<1>(cols, values, b.add(j), sums.b_stride, row_out.add(j), alpha, beta) };
+                j += $lanes;
+            }
+            if j < n {
+                let tail = $tail;
+                tail(sums, i, j, row_out);
+            }
+        }
+
+        /// `V·lanes` columns of one row of `sum_rows`, from `b` and `out`.
+        ///
+        /// # Safety
+        /// As for `sum_rows`, for `V·lanes` columns of one row.
+        #[target_feature(enable = $features)]
+        #[inline]
+        unsafe fn block<const V: usize>(
+            cols: &[u32],
+            values: &[f32],
+            b: *const f32,
+            b_stride: usize,
+            out: *mut f32,
+            alpha: f32,
+            beta: f32,
+        ) {
+            let mut acc: [$vector; V] = [$zero(); V];
+            for (&p, &v) in cols.iter().zip(values) {
+                let scale = $splat(v);
+                // Safety: row `p` of B is readable for the block's columns (the caller's
+                // bounds).
+                let row = unsafe { b.add(p as usize * b_stride) };
+                for (x, s) in acc.iter_mut().enumerate() {
+                    *s = $fmadd(scale, unsafe { $load(row.add($lanes * x)) }, *s);
+                }
+            }
+            for (x, &s) in acc.iter().enumerate() {
+                // Safety: `lanes·(x + 1) ≤ lanes·V`, inside `out` (the caller's bounds).
+                unsafe { $store(out.add($lanes * x), s, alpha, beta) };
+            }
+        }
+    };
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -347,70 +450,43 @@ mod avx2 {
         (len, q)
     }
 
-    /// Rows `rows` of C (`Sums`), row `i` at `out + (i - rows.start)·out_stride`: 64
-    /// columns at a time with eight sums in registers (sixteen left none for the broadcast
-    /// and spilled), then 8, then one by one.
-    ///
-    /// # Safety
-    /// AVX2 and FMA must be available; B readable at `p·b_stride + j` for every nonzero's
-    /// column `p` and `j < n`, and `out` writable (and readable) at `r·out_stride + j` for
-    /// `r < rows.len()`, `j < n`.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn sum_rows(
-        sums: &Sums<'_>,
-        rows: std::ops::Range<usize>,
-        out: *mut f32,
-        out_stride: usize,
-    ) {
-        let (b, n, alpha, beta) = (sums.b.as_ptr(), sums.n, sums.alpha, sums.beta);
-        for (r, i) in rows.enumerate() {
-            let (cols, values) = sums.of(i);
-            // Safety (each block): columns `j..j + width` of row `r`, inside B and `out`.
-            let row_out = out.wrapping_add(r * out_stride);
-            let mut j = 0;
-            while j + 64 <= n {
-                unsafe { block::<8>(cols, values, b.add(j), sums.b_stride, row_out.add(j), alpha, beta) };
-                j += 64;
-            }
-            while j + 8 <= n {
-                unsafe { block::<1>(cols, values, b.add(j), sums.b_stride, row_out.add(j), alpha, beta) };
-                j += 8;
-            }
-            if j < n {
-                // Safety: columns `j..n` of row `r`, this call's alone.
-                sums.columns(i, j, unsafe { std::slice::from_raw_parts_mut(row_out.add(j), n - j) });
-            }
-        }
+    register_sums! {
+        features: "avx2,fma",
+        lanes: 8,
+        vector: __m256,
+        zero: _mm256_setzero_ps,
+        splat: _mm256_set1_ps,
+        load: _mm256_loadu_ps,
+        fmadd: _mm256_fmadd_ps,
+        store: store8,
+        // Safety: columns `j..n` of the row, this call's alone.
+        tail: |sums: &Sums<'_>, i, j, row_out: *mut f32| sums.columns(i, j, unsafe {
+            std::slice::from_raw_parts_mut(row_out.add(j), sums.n - j)
+        }),
     }
+}
 
-    /// `8V` columns of one row of `sum_rows`, from `b` and `out`.
-    ///
-    /// # Safety
-    /// As for `sum_rows`, for `8V` columns of one row.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn block<const V: usize>(
-        cols: &[u32],
-        values: &[f32],
-        b: *const f32,
-        b_stride: usize,
-        out: *mut f32,
-        alpha: f32,
-        beta: f32,
-    ) {
-        let mut acc = [_mm256_setzero_ps(); V];
-        for (&p, &v) in cols.iter().zip(values) {
-            let scale = _mm256_set1_ps(v);
-            // Safety: row `p` of B is readable for the block's columns (the caller's bounds).
-            let row = unsafe { b.add(p as usize * b_stride) };
-            for (x, s) in acc.iter_mut().enumerate() {
-                *s = _mm256_fmadd_ps(scale, unsafe { _mm256_loadu_ps(row.add(8 * x)) }, *s);
-            }
-        }
-        for (x, &s) in acc.iter().enumerate() {
-            // Safety: `8x + 8 ≤ 8V`, inside `out` (the caller's bounds).
-            unsafe { store8(out.add(8 * x), s, alpha, beta) };
-        }
+/// The sums sixteen lanes wide: the MNIST MLP's 128 columns in one pass over a row's
+/// nonzeros with eight sums in registers, where AVX2 makes two passes of 64.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::super::gemm_micro::avx512::store16;
+    use super::Sums;
+    use std::arch::x86_64::*;
+
+    register_sums! {
+        features: "avx512f,avx2,fma",
+        lanes: 16,
+        vector: __m512,
+        zero: _mm512_setzero_ps,
+        splat: _mm512_set1_ps,
+        load: _mm512_loadu_ps,
+        fmadd: _mm512_fmadd_ps,
+        store: store16,
+        // The last columns short of 16 as the AVX2 path takes them, so each element is the
+        // same chain of fused multiply-adds on either path. Safety: AVX2 and FMA are
+        // present wherever AVX-512 is; the row's bounds are the caller's.
+        tail: |sums: &Sums<'_>, i, j, row_out: *mut f32| unsafe { super::avx2::row_from(sums, i, j, row_out) },
     }
 }
 

@@ -206,3 +206,39 @@ fn the_portable_sums_match_the_avx2_ones() {
         }
     }
 }
+
+/// Each element is the same chain of fused multiply-adds 16 or 8 lanes wide, so the two
+/// instruction sets agree bit for bit, over widths that take every block size of both.
+#[test]
+fn the_avx512_sums_equal_the_avx2_ones() {
+    #[cfg(target_arch = "x86_64")]
+    if super::super::gemm_micro::has_avx512() {
+        let mut rng = Rng::new(67);
+        for n in [1, 8, 15, 16, 24, 77, 128, 150, 300] {
+            let (rows, k) = (7, 60);
+            let x = sparse_batch(&mut rng, rows, k, 0.2);
+            let b = random_vec(&mut rng, k * n);
+            let mut lists = Nonzeros::prepared();
+            assert!(lists.gather(&x, Layout::row_major(rows, k), rows * k));
+            for (alpha, beta) in [(1.0, 0.0), (0.5, 2.0)] {
+                let sums = Sums { nonzeros: &lists, b: &b, b_stride: n, n, alpha, beta };
+                let start = random_vec(&mut rng, rows * n);
+                let (mut wide, mut narrow) = (start.clone(), start);
+                // Safety: AVX-512, AVX2 and FMA are present; the lists' columns are rows of
+                // B, and both outputs hold `rows` rows of `n`.
+                unsafe {
+                    avx512::sum_rows(&sums, 0..rows, wide.as_mut_ptr(), n);
+                    avx2::sum_rows(&sums, 0..rows, narrow.as_mut_ptr(), n);
+                }
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+                assert_eq!(bits(&wide), bits(&narrow), "n {n}, alpha {alpha}, beta {beta}");
+                let want = reference(&x, Layout::row_major(rows, k), &b, n);
+                if beta == 0.0 {
+                    for (e, (&got, &want)) in wide.iter().zip(&want).enumerate() {
+                        assert!((got as f64 - want).abs() <= 1e-5 * (k as f64 + 2.0), "n {n}: C[{e}]");
+                    }
+                }
+            }
+        }
+    }
+}

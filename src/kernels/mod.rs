@@ -10,7 +10,7 @@ mod gemm_micro;
 mod gemm_pack;
 mod gemm_sparse_a;
 mod gemm_zero_a;
-pub(crate) use gemm_micro::has_avx2_fma;
+pub(crate) use gemm_micro::{has_avx2_fma, has_avx512};
 pub mod pool;
 mod simd;
 pub mod team;
