@@ -44,16 +44,29 @@ struct Workspace {
     nonzeros: Nonzeros,
 }
 
+/// Depth that every thread's zero-skipping scratch holds from its start: a batch of up to
+/// 16 K features never makes a step allocate, whichever thread first runs its product's
+/// blocked path. (A worker that had only ever seen a sparse half, or whose halves the caller
+/// had taken back while it was not yet running, sized its scratch in a later step: a rare
+/// allocation in the warm steps of `tests/jit_alloc.rs`.)
+const PREPARED_DEPTH: usize = 1 << 14;
+
 impl Workspace {
     fn new() -> Workspace {
         Workspace {
             a: vec![0.0; MC * KC],
             b: vec![0.0; KC * NC],
-            nonzero: Vec::new(),
-            blocks: Vec::new(),
+            nonzero: Vec::with_capacity(PREPARED_DEPTH),
+            blocks: Vec::with_capacity(block_capacity(PREPARED_DEPTH)),
             nonzeros: Nonzeros::prepared(),
         }
     }
+}
+
+/// The most depth blocks of a product `k` deep: the whole blocks, plus one more per run of
+/// nonzero columns that zero gaps cut off.
+fn block_capacity(k: usize) -> usize {
+    k / KC + k / (MIN_ZERO_RUN + 1) + 2
 }
 
 thread_local! {
@@ -271,7 +284,7 @@ fn sequential(ops: Operands<'_>, mut c: CView<'_>, ws: &mut Workspace) {
     // Taken out of the workspace while the packing buffers are borrowed, then put back;
     // its capacity, reserved on the first product, is reused.
     let mut blocks = std::mem::take(&mut ws.blocks);
-    blocks.reserve(k / KC + k / (MIN_ZERO_RUN + 1) + 2);
+    blocks.reserve(block_capacity(k));
     if ops.skip_zero_a && al.col_stride == 1 && al.row_stride != 1 {
         depth_blocks(a, m, al.row_stride, k, KC, &mut ws.nonzero, &mut blocks);
     } else {

@@ -36,18 +36,43 @@ pub(crate) fn has_avx2_fma() -> bool {
     }
 }
 
-/// Whether the AVX-512 kernels can run here (AVX-512 F, checked once): sixteen lanes a
-/// register, twice AVX2's, where the core has them (Zen 4 and 5, Intel's servers).
+/// Whether the AVX-512 kernels run here (AVX-512 F, checked once): sixteen lanes a
+/// register, twice AVX2's, where the core has them (Zen 4 and 5, Intel's servers). Setting
+/// `DNNC_NO_AVX512` keeps the AVX2 kernels, to compare the two in one build.
 pub(crate) fn has_avx512() -> bool {
+    #[cfg(test)]
+    if AVX2_ONLY.get() {
+        return false;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *DETECTED.get_or_init(|| has_avx2_fma() && is_x86_feature_detected!("avx512f"))
+        *DETECTED.get_or_init(|| {
+            has_avx2_fma()
+                && is_x86_feature_detected!("avx512f")
+                && std::env::var_os("DNNC_NO_AVX512").is_none()
+        })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Set by `with_avx2_only` on a test's own thread.
+    static AVX2_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with the AVX-512 kernels off on this thread (kernels called directly, not
+/// through the team), so that a test covers the AVX2 kernels on a CPU that has both.
+#[cfg(test)]
+pub(crate) fn with_avx2_only<R>(f: impl FnOnce() -> R) -> R {
+    AVX2_ONLY.set(true);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    AVX2_ONLY.set(false);
+    result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// Up to six rows of A over a range of steps: row `i`'s value of step `p` is at
@@ -79,27 +104,25 @@ impl<'a> APanel<'a> {
 /// Panics (a programming error in the caller, not bad input) when a panel is shorter than
 /// `k` steps need or `rows` is not in `1..=6`.
 pub(crate) fn kernel(k: usize, a: APanel<'_>, b: &[f32], b_stride: usize, rows: usize, tile: &mut Tile) {
-    a.check(k, rows);
-    assert!(k == 0 || b.len() >= (k - 1) * b_stride + NR, "B panel of {} for {k} steps", b.len());
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        let ap = avx2::A { ptr: a.data.as_ptr(), step: a.step, row: a.row };
-        // Safety: the CPU has AVX2 and FMA (checked above), and the checks give every
-        // load of the kernels its bounds: A is read at `p·step + i·row` for `p < k`,
-        // `i < rows`, and B at `p·b_stride + j ≤ (k - 1)·b_stride + 15`.
-        unsafe {
-            match rows {
-                1 => avx2::kernel::<1, 2>(k, ap, b.as_ptr(), b_stride, tile),
-                2 => avx2::kernel::<2, 2>(k, ap, b.as_ptr(), b_stride, tile),
-                3 => avx2::kernel::<3, 1>(k, ap, b.as_ptr(), b_stride, tile),
-                4 => avx2::kernel::<4, 1>(k, ap, b.as_ptr(), b_stride, tile),
-                5 => avx2::kernel::<5, 1>(k, ap, b.as_ptr(), b_stride, tile),
-                _ => avx2::kernel::<6, 1>(k, ap, b.as_ptr(), b_stride, tile),
-            }
+    // Safety: the tile's rows are `NR` floats each, contiguous, and borrowed mutably here.
+    unsafe { kernel_into(k, a, b, b_stride, rows, tile.as_mut_ptr().cast::<f32>(), NR, 1.0, 0.0) };
+}
+
+/// `$isa::kernel_into::<rows, U>($args)` for `rows` in `1..=6`, `U` interleaved sets of
+/// sums being `$skinny` for one or two rows (whose few sums alone would wait on the FMA
+/// latency) and `$wide` for more.
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_tile_rows {
+    ($rows:expr, $isa:ident, $skinny:literal, $wide:literal, ($($arg:expr),*)) => {
+        match $rows {
+            1 => $isa::kernel_into::<1, $skinny>($($arg),*),
+            2 => $isa::kernel_into::<2, $skinny>($($arg),*),
+            3 => $isa::kernel_into::<3, $wide>($($arg),*),
+            4 => $isa::kernel_into::<4, $wide>($($arg),*),
+            5 => $isa::kernel_into::<5, $wide>($($arg),*),
+            _ => $isa::kernel_into::<6, $wide>($($arg),*),
         }
-        return;
-    }
-    portable(k, a, b, b_stride, rows, tile);
+    };
 }
 
 /// `C[i][j] = alpha·Σ_p A(i, p)·b[p·b_stride + j] + beta·C[i][j]` for `i < rows`,
@@ -131,16 +154,15 @@ pub(crate) unsafe fn kernel_into(
     if has_avx2_fma() {
         let a = avx2::A { ptr: a.data.as_ptr(), step: a.step, row: a.row };
         let b = b.as_ptr();
-        // Safety: AVX2 and FMA are present; the asserts bound every load of A and B (as in
-        // `kernel`) and the caller every access of C at `i·c_stride + j`, `i < rows`, `j < 16`.
+        // Safety: AVX2 and FMA are present, and AVX-512 where its kernel is called; the
+        // asserts bound every load of A (at `p·step + i·row`, `p < k`, `i < rows`) and of B
+        // (at `p·b_stride + j ≤ (k - 1)·b_stride + 15`), and the caller every access of C
+        // at `i·c_stride + j`, `i < rows`, `j < 16`.
         unsafe {
-            match rows {
-                1 => avx2::kernel_into::<1, 2>(k, a, b, b_stride, c, c_stride, alpha, beta),
-                2 => avx2::kernel_into::<2, 2>(k, a, b, b_stride, c, c_stride, alpha, beta),
-                3 => avx2::kernel_into::<3, 1>(k, a, b, b_stride, c, c_stride, alpha, beta),
-                4 => avx2::kernel_into::<4, 1>(k, a, b, b_stride, c, c_stride, alpha, beta),
-                5 => avx2::kernel_into::<5, 1>(k, a, b, b_stride, c, c_stride, alpha, beta),
-                _ => avx2::kernel_into::<6, 1>(k, a, b, b_stride, c, c_stride, alpha, beta),
+            if has_avx512() {
+                by_tile_rows!(rows, avx512, 4, 2, (k, a, b, b_stride, c, c_stride, alpha, beta));
+            } else {
+                by_tile_rows!(rows, avx2, 2, 1, (k, a, b, b_stride, c, c_stride, alpha, beta));
             }
         }
         return;
@@ -246,7 +268,6 @@ fn portable(k: usize, a: APanel<'_>, b: &[f32], b_stride: usize, rows: usize, ti
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2 {
-    use super::Tile;
     use std::arch::x86_64::*;
 
     /// `out[..8V] = Σ_p a[p·a_stride]·b[p·b_stride ..][..8V]`.
@@ -345,29 +366,6 @@ pub(crate) mod avx2 {
         total
     }
 
-    /// The tile's sums into `tile`.
-    ///
-    /// # Safety
-    /// As for `sums`.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn kernel<const R: usize, const U: usize>(
-        k: usize,
-        a: A,
-        b: *const f32,
-        b_stride: usize,
-        tile: &mut Tile,
-    ) {
-        // Safety: the caller's bounds are those `sums` needs.
-        let total = unsafe { sums::<R, U>(k, a, b, b_stride) };
-        for (out, sum) in tile.iter_mut().zip(&total) {
-            // Safety: `out` holds 16 floats, two unaligned 8-float stores.
-            unsafe {
-                _mm256_storeu_ps(out.as_mut_ptr(), sum[0]);
-                _mm256_storeu_ps(out.as_mut_ptr().add(8), sum[1]);
-            }
-        }
-    }
-
     /// `C[i][..16] = alpha·sums[i] + beta·C[i][..16]` with rows `c_stride` apart, straight
     /// from the registers; C is not read when `beta == 0`. The scaling rounds as
     /// `store_rows` does (a product, then a sum), so only the sums' order differs from the
@@ -416,10 +414,90 @@ pub(crate) mod avx2 {
     }
 }
 
-/// The AVX-512 pieces the register kernels share.
+/// The kernel sixteen lanes wide: a tile row is one zmm register, so a 6-row tile keeps two
+/// interleaved sets of six sums (twelve registers) to cover the FMA latency, and each step
+/// is one load of B, six broadcasts and six multiply-adds where AVX2 needs twelve.
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512 {
+    use super::avx2::A;
     use std::arch::x86_64::*;
+
+    /// The sums of an `R × 16` tile: `R` rows, `U` interleaved accumulator sets (added at
+    /// the end).
+    ///
+    /// # Safety
+    /// AVX-512 F must be available; `a` must be readable at `p·step + i·row` and `b` at
+    /// `p·b_stride + j` for every `p < k`, `i < R`, `j < 16`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    unsafe fn sums<const R: usize, const U: usize>(
+        k: usize,
+        a: A,
+        b: *const f32,
+        b_stride: usize,
+    ) -> [__m512; R] {
+        // Row `i`'s pointer, advanced by `step` each step.
+        let rows: [*const f32; R] = std::array::from_fn(|i| a.ptr.wrapping_add(i * a.row));
+        let mut acc = [[_mm512_setzero_ps(); R]; U];
+        let mut p = 0;
+        while p + U <= k {
+            for (u, set) in acc.iter_mut().enumerate() {
+                // Safety: `p + u < k`, inside the bounds the caller guarantees.
+                unsafe {
+                    let bp = _mm512_loadu_ps(b.add((p + u) * b_stride));
+                    let at = (p + u) * a.step;
+                    for (i, s) in set.iter_mut().enumerate() {
+                        *s = _mm512_fmadd_ps(_mm512_set1_ps(*rows[i].add(at)), bp, *s);
+                    }
+                }
+            }
+            p += U;
+        }
+        while p < k {
+            // Safety: as above, `p < k`.
+            unsafe {
+                let bp = _mm512_loadu_ps(b.add(p * b_stride));
+                let at = p * a.step;
+                for (i, s) in acc[0].iter_mut().enumerate() {
+                    *s = _mm512_fmadd_ps(_mm512_set1_ps(*rows[i].add(at)), bp, *s);
+                }
+            }
+            p += 1;
+        }
+        let mut total = acc[0];
+        for set in &acc[1..] {
+            for (t, &s) in total.iter_mut().zip(set) {
+                *t = _mm512_add_ps(*t, s);
+            }
+        }
+        total
+    }
+
+    /// `C[i][..16] = alpha·sums[i] + beta·C[i][..16]`, rows `c_stride` apart, as
+    /// `avx2::kernel_into`.
+    ///
+    /// # Safety
+    /// As for `sums`, and `c` writable (and readable) at `i·c_stride + j`, `i < R`, `j < 16`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn kernel_into<const R: usize, const U: usize>(
+        k: usize,
+        a: A,
+        b: *const f32,
+        b_stride: usize,
+        c: *mut f32,
+        c_stride: usize,
+        alpha: f32,
+        beta: f32,
+    ) {
+        // Safety: the caller's bounds are those `sums` needs, and row `i < R` of C.
+        unsafe {
+            let total = sums::<R, U>(k, a, b, b_stride);
+            for (i, &sum) in total.iter().enumerate() {
+                store16(c.add(i * c_stride), sum, alpha, beta);
+            }
+        }
+    }
 
     /// `at[..16] = alpha·s + beta·at[..16]`, `at` not read when `beta == 0`: `avx2::store8`'s
     /// rounding, sixteen lanes wide.
@@ -447,6 +525,17 @@ mod tests {
 
     #[test]
     fn the_dispatched_kernel_agrees_with_the_portable_one_for_every_tile_height() {
+        dispatched_against_portable();
+        with_avx2_only(dispatched_against_portable);
+    }
+
+    #[test]
+    fn storing_into_c_scales_adds_and_leaves_other_elements_alone() {
+        stores_against_portable();
+        with_avx2_only(stores_against_portable);
+    }
+
+    fn dispatched_against_portable() {
         let mut rng = Rng::new(3);
         for k in [0usize, 1, 2, 7, 256] {
             for rows in 1..=MR {
@@ -485,8 +574,7 @@ mod tests {
         }
     }
 
-    #[test]
-    fn storing_into_c_scales_adds_and_leaves_other_elements_alone() {
+    fn stores_against_portable() {
         let mut rng = Rng::new(5);
         let (k, stride, c_stride) = (9, NR + 3, NR + 7);
         for rows in 1..=MR {
