@@ -31,6 +31,12 @@ const NC: usize = 256;
 const MIN_DEPTH_HALF: usize = 64;
 /// Fewest multiply-adds a one-row product splits (each half then streams 64 KiB of B).
 const MIN_SPLIT_MACS: usize = 1 << 15;
+/// Most rows of a training batch whose product with a weight splits its depth
+/// (`split_batch_depth`): a batch of up to 64 samples.
+const MAX_BATCH_ROWS: usize = 64;
+/// Elements of the partial C a depth-split product holds per thread (64 KiB): 64 rows of
+/// 256 columns.
+const PARTIAL: usize = MAX_BATCH_ROWS * 256;
 
 /// Packing buffers of one thread, and the depth blocks of its current product.
 struct Workspace {
@@ -42,6 +48,8 @@ struct Workspace {
     blocks: Vec<(usize, usize)>,
     /// A sparse A's nonzeros (`gemm_sparse_a.rs`).
     nonzeros: Nonzeros,
+    /// The worker's half of C in a depth-split product (`split_batch_depth`).
+    partial: Vec<f32>,
 }
 
 /// Depth that every thread's zero-skipping scratch holds from its start: a batch of up to
@@ -59,6 +67,7 @@ impl Workspace {
             nonzero: Vec::with_capacity(PREPARED_DEPTH),
             blocks: Vec::with_capacity(block_capacity(PREPARED_DEPTH)),
             nonzeros: Nonzeros::prepared(),
+            partial: vec![0.0; PARTIAL],
         }
     }
 }
@@ -158,6 +167,9 @@ fn split_product(ops: Operands<'_>, mut c: CView<'_>, threads: usize) {
     if threads >= 2 && streams_one_row(&ops) && ops.done.is_none() && split_depth(ops, &mut c) {
         return;
     }
+    if threads >= 2 && ops.skip_zero_a && ops.done.is_none() && split_batch_depth(ops, &mut c) {
+        return;
+    }
     let (rows_ok, cols_ok) = (m >= 2 * MR, n >= 2 * NR);
     if threads >= 2 && (rows_ok || cols_ok) {
         let cl = ops.cl;
@@ -230,6 +242,55 @@ fn split_depth(ops: Operands<'_>, c: &mut CView<'_>) -> bool {
         }
         true
     })
+}
+
+/// A training batch times a weight (`X·W`, few rows, A zero-skipped) on two threads, split
+/// along the depth: each thread sums over half of W's rows, the caller into C and the worker
+/// into its own partial C, which the caller then adds. The halves are those of the weight
+/// gradient `Xᵀ·dY`, whose rows (W's rows) split the same way, and whose fused update each
+/// thread runs on its half: so each core reads here only the rows of W it last wrote, from
+/// its own L2, where a split by the batch's rows had both cores read all of W, half of it
+/// from the other core's cache. Measured on the MNIST MLP (Zen 5, interleaved runs): epochs
+/// 127-130 → 117-124 ms when the host is quiet, 236-238 → 199-203 ms when it is not.
+/// Returns `false`, having done nothing, for other products.
+fn split_batch_depth(ops: Operands<'_>, c: &mut CView<'_>) -> bool {
+    let (m, k, n) = (ops.al.rows, ops.al.cols, ops.bl.cols);
+    let plain = ops.alpha == 1.0 && ops.beta == 0.0 && ops.bl.col_stride == 1 && ops.cl.col_stride == 1;
+    if m > MAX_BATCH_ROWS || m * n > PARTIAL || k < 2 * MIN_DEPTH_HALF || !plain || ops.cl.row_stride != n {
+        return false;
+    }
+    // The partial C is the caller's, lent out of its workspace for the join (both halves
+    // use their own thread's workspace meanwhile); a nested product finds it lent and
+    // declines.
+    let Some(mut partial) = WORKSPACE.with(|cell| {
+        let mut slot = cell.try_borrow_mut().ok()?;
+        Some(std::mem::take(&mut slot.get_or_insert_with(Workspace::new).partial))
+    }) else {
+        return false;
+    };
+    let half = k / 2;
+    let mut first = ops;
+    (first.al.cols, first.bl.rows) = (half, half);
+    let mut second = ops;
+    second.a = &ops.a[(half * ops.al.col_stride).min(ops.a.len())..];
+    second.b = &ops.b[(half * ops.bl.row_stride).min(ops.b.len())..];
+    (second.al.cols, second.bl.rows, second.cl) = (k - half, k - half, Layout::row_major(m, n));
+    let lent = partial.len() >= m * n;
+    if lent {
+        let (mine, theirs) = (CView::new(c.row(0, m * n)), CView::new(&mut partial[..m * n]));
+        super::team::join(|| split_product(first, mine, 1), || split_product(second, theirs, 1));
+        for (out, add) in c.row(0, m * n).iter_mut().zip(&partial[..m * n]) {
+            *out += add;
+        }
+    }
+    WORKSPACE.with(|cell| {
+        if let Ok(mut slot) = cell.try_borrow_mut()
+            && let Some(ws) = slot.as_mut()
+        {
+            ws.partial = partial;
+        }
+    });
+    lent
 }
 
 /// Rows `..split` and `split..` of A and C.

@@ -242,3 +242,34 @@ fn the_avx512_sums_equal_the_avx2_ones() {
         }
     }
 }
+
+/// A training batch times a weight on two threads splits its depth (`split_batch_depth`):
+/// sparse and denser batches, even and odd depths, agree with the reference, and a NaN of A
+/// far along the depth (in the worker's half) reaches its row of C.
+#[test]
+fn a_batch_product_split_along_its_depth_matches_the_reference() {
+    let mut rng = Rng::new(71);
+    for (rows, k, n) in [(32, 784, 128), (7, 203, 70), (64, 130, 256), (1, 300, 16)] {
+        for density in [0.0, 0.2, 0.6] {
+            let mut x = sparse_batch(&mut rng, rows, k, density);
+            let b = random_vec(&mut rng, k * n);
+            let want = reference(&x, Layout::row_major(rows, k), &b, n);
+            x[(rows - 1) * k + k - 2] = f32::NAN;
+            for threads in [1, 2] {
+                let mut c = vec![f32::NAN; rows * n];
+                let (a, bm) = (MatRef::row_major(&x, rows, k).unwrap(), MatRef::row_major(&b, k, n).unwrap());
+                let cm = MatMut::row_major(&mut c, rows, n).unwrap();
+                gemm_skipping_zero_a(a, bm, cm, parallelism(threads), None).unwrap();
+                let what = format!("{rows}x{k}x{n}, density {density}, {threads} threads");
+                for (e, (&got, &want)) in c.iter().zip(&want).enumerate() {
+                    if e / n == rows - 1 {
+                        assert!(got.is_nan(), "{what}: C[{e}] = {got}, the NaN of A lost");
+                    } else {
+                        let tol = 1e-5 * (k as f64 + 2.0);
+                        assert!((got as f64 - want).abs() <= tol, "{what}: C[{e}] = {got}, want {want}");
+                    }
+                }
+            }
+        }
+    }
+}
