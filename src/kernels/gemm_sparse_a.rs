@@ -7,7 +7,8 @@
 //! instead of 14 600 to 25 000 depth steps of 6 × 16 tiles.
 //!
 //! A row's nonzeros are gathered first, as (column, value) lists for the thread's rows of
-//! C, eight values at a time packed by a table of lane shuffles (no branch per value):
+//! C, eight values at a time packed by a table of lane shuffles (sixteen by the compress
+//! instruction where the CPU has AVX-512; no branch per value):
 //! straight along a row-major A (`X`); a transposed one (`Xᵀ`, whose rows are X's columns)
 //! is transposed back into scratch in 8 × 8 tiles first. The sums then read B's rows, 64
 //! columns at a time held in registers (128 where the CPU has AVX-512: sixteen lanes), and
@@ -178,9 +179,15 @@ fn compress(src: &[f32], cols: &mut [u32], values: &mut [f32], len: usize) -> us
     let mut q = 0;
     #[cfg(target_arch = "x86_64")]
     if super::gemm_micro::has_avx2_fma() {
-        // Safety: AVX2 is present, and both outputs have room for `len + src.len() + 8`
-        // (asserted above).
-        (len, q) = unsafe { avx2::compress(src, cols.as_mut_ptr(), values.as_mut_ptr(), len) };
+        // Safety: AVX2 is present, and AVX-512 where it is called; both outputs have room
+        // for `len + src.len() + 8` (asserted above), and each call leaves `len` at most
+        // `q` past where it started.
+        unsafe {
+            if super::gemm_micro::has_avx512() {
+                (len, q) = avx512::compress(src, cols.as_mut_ptr(), values.as_mut_ptr(), len);
+            }
+            (len, q) = avx2::compress(src, q, cols.as_mut_ptr(), values.as_mut_ptr(), len);
+        }
     }
     for (p, &v) in src.iter().enumerate().skip(q) {
         (cols[len], values[len]) = (p as u32, v);
@@ -418,20 +425,21 @@ mod avx2 {
         }
     }
 
-    /// `super::compress` over the whole chunks of eight of `src`: each chunk's nonzeros
-    /// packed to the front of eight slots at `values + len`, their positions at `cols + len`.
-    /// Returns the new length and how many values of `src` were done.
+    /// `super::compress` over the whole chunks of eight of `src` from `from` on: each
+    /// chunk's nonzeros packed to the front of eight slots at `values + len`, their positions
+    /// at `cols + len`. Returns the new length and how many values of `src` were done.
     ///
     /// # Safety
-    /// AVX2 must be available; `cols` and `values` writable for `len + src.len() + 8`.
+    /// AVX2 must be available; `cols` and `values` writable for `len + src.len() - from + 8`.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn compress(
         src: &[f32],
+        from: usize,
         cols: *mut u32,
         values: *mut f32,
         len: usize,
     ) -> (usize, usize) {
-        let (mut len, mut q) = (len, 0);
+        let (mut len, mut q) = (len, from);
         while q + 8 <= src.len() {
             // Safety: `q + 8 ≤ src.len()`, and `len ≤ len₀ + q` (a chunk adds at most eight),
             // so the eight slots written lie in the room the caller guarantees.
@@ -473,6 +481,37 @@ mod avx512 {
     use super::super::gemm_micro::avx512::store16;
     use super::Sums;
     use std::arch::x86_64::*;
+
+    /// `avx2::compress` sixteen values at a time with the CPU's own compress instruction
+    /// instead of a table of lane shuffles.
+    ///
+    /// # Safety
+    /// AVX-512 F must be available; `cols` and `values` writable for `len + src.len() + 8`.
+    #[target_feature(enable = "avx512f,avx2")]
+    pub(super) unsafe fn compress(
+        src: &[f32],
+        cols: *mut u32,
+        values: *mut f32,
+        len: usize,
+    ) -> (usize, usize) {
+        let (mut len, mut q) = (len, 0);
+        let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        while q + 16 <= src.len() {
+            // Safety: `q + 16 ≤ src.len()`, and `len ≤ len₀ + q` (a chunk adds at most
+            // sixteen), so the sixteen slots written lie in the room the caller guarantees.
+            unsafe {
+                let v = _mm512_loadu_ps(src.as_ptr().add(q));
+                // Unordered: a NaN is not equal to zero, so it is kept.
+                let mask = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_ps());
+                _mm512_storeu_ps(values.add(len), _mm512_maskz_compress_ps(mask, v));
+                let at = _mm512_add_epi32(lanes, _mm512_set1_epi32(q as i32));
+                _mm512_storeu_si512(cols.add(len).cast(), _mm512_maskz_compress_epi32(mask, at));
+                len += mask.count_ones() as usize;
+            }
+            q += 16;
+        }
+        (len, q)
+    }
 
     register_sums! {
         features: "avx512f,avx2,fma",

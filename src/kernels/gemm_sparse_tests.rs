@@ -273,3 +273,32 @@ fn a_batch_product_split_along_its_depth_matches_the_reference() {
         }
     }
 }
+
+/// `compress` keeps every nonzero (NaN included, both zeros dropped) with its position, in
+/// order, on every instruction set, for lengths around the 8- and 16-value chunks.
+#[test]
+fn compress_keeps_the_nonzeros_in_order_on_every_instruction_set() {
+    let mut rng = Rng::new(73);
+    for len in 0..70 {
+        let src: Vec<f32> = (0..len)
+            .map(|_| match rng.uniform() {
+                u if u < 0.05 => f32::NAN,
+                u if u < 0.1 => -0.0,
+                u if u < 0.4 => rng.uniform() as f32 + 0.5,
+                _ => 0.0,
+            })
+            .collect();
+        let want: Vec<(u32, u32)> = (0..len)
+            .filter(|&p| src[p] != 0.0 || src[p].is_nan())
+            .map(|p| (p as u32, src[p].to_bits()))
+            .collect();
+        let run = || {
+            let start = 3;
+            let (mut cols, mut values) = (vec![0u32; start + len + 8], vec![0.0f32; start + len + 8]);
+            let end = compress(&src, &mut cols, &mut values, start);
+            (start..end).map(|t| (cols[t], values[t].to_bits())).collect::<Vec<_>>()
+        };
+        assert_eq!(run(), want, "len {len}, widest instruction set");
+        assert_eq!(super::super::gemm_micro::with_avx2_only(run), want, "len {len}, AVX2");
+    }
+}
