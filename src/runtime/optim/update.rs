@@ -81,10 +81,17 @@ pub(crate) struct ParamUpdate<'a, 's> {
     pub lr_t: f32,
 }
 
-/// Applies `u` on the calling thread.
+/// Applies `u` on the calling thread, with subnormal values flushed to zero
+/// ([`SubnormalsFlushed`]).
 ///
 /// Panics (a caller's programming error) when the slot count does not fit the rule.
 pub(crate) fn apply(u: ParamUpdate<'_, '_>) {
+    let _flushed = SubnormalsFlushed::on_this_thread();
+    apply_unflushed(u);
+}
+
+/// The rules on the widest instruction set this CPU has.
+fn apply_unflushed(u: ParamUpdate<'_, '_>) {
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::has_avx512() {
         // Safety: the CPU has AVX-512 F (checked).
@@ -98,6 +105,59 @@ pub(crate) fn apply(u: ParamUpdate<'_, '_>) {
         return;
     }
     apply_portable(u);
+}
+
+/// While alive, the calling thread's floating point flushes subnormal results to zero and
+/// reads subnormal inputs as zero (x86's FTZ and DAZ bits of MXCSR; restored on drop,
+/// panics included). An Adam moment whose gradient has stopped decays by β1 each step
+/// through the subnormal range, where every operation on it takes a slow microcode path:
+/// the MNIST MLP's rarely inked border pixels left enough such moments to make the fused
+/// first-layer update take 31.5 instead of 24.3 µs a step (medians of 3000 steps, two
+/// threads, Zen 5). Flushing changes no parameter by more than `lr·2⁻¹²⁶/ε` (10⁻³⁴ with
+/// Adam's defaults), far below half an ulp of any normal weight; and both back ends call
+/// `apply`, so they still agree bit for bit. Elsewhere the floating point is left alone.
+struct SubnormalsFlushed {
+    #[cfg(target_arch = "x86_64")]
+    saved: u32,
+}
+
+/// MXCSR's flush-to-zero and denormals-are-zero bits.
+#[cfg(target_arch = "x86_64")]
+const FTZ_DAZ: u32 = 0x8040;
+
+impl SubnormalsFlushed {
+    fn on_this_thread() -> SubnormalsFlushed {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let saved = mxcsr();
+            set_mxcsr(saved | FTZ_DAZ);
+            SubnormalsFlushed { saved }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        SubnormalsFlushed {}
+    }
+}
+
+impl Drop for SubnormalsFlushed {
+    fn drop(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        set_mxcsr(self.saved);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn mxcsr() -> u32 {
+    let mut value = 0u32;
+    // Safety: stores the SSE control register (every x86-64 CPU has it) to a local.
+    unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut value, options(nostack, preserves_flags)) };
+    value
+}
+
+#[cfg(target_arch = "x86_64")]
+fn set_mxcsr(value: u32) {
+    // Safety: loads a value read from MXCSR with only its FTZ and DAZ bits changed, which
+    // are valid in every x86-64 CPU's MXCSR.
+    unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &value, options(nostack, readonly, preserves_flags)) };
 }
 
 /// `apply`, a large parameter in two halves side by side when `threads ≥ 2` (the rules are
@@ -274,6 +334,33 @@ fn rmsprop(p: &mut [f32], g: &[f32], slots: RmsSlots<'_>, c: Common, rho: f32, m
 #[cfg(test)]
 mod split_tests {
     use super::*;
+
+    #[test]
+    fn subnormal_moments_are_flushed_to_zero_and_the_thread_left_as_it_was() {
+        let kind = OptimizerKind::Adam { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 };
+        let c = Common { lr: 1e-3, scale: 1.0, clip: f32::INFINITY, l2: 0.0, decay: 1.0 };
+        let tiny = f32::MIN_POSITIVE / 4.0;
+        assert!(tiny.is_subnormal() && (0.9 * tiny).is_subnormal());
+        let (mut p, g) = (vec![0.5f32, -0.25], vec![0.0f32, tiny]);
+        let (mut m, mut v) = (vec![tiny, 0.0], vec![1e-3f32, 1e-3]);
+        let before = mxcsr_bits();
+        let slots = &mut [&mut m[..], &mut v[..]];
+        apply(ParamUpdate { kind: &kind, p: &mut p, g: &g, slots, c, lr_t: 1e-3 });
+        // β1·m and (1-β1)·g are subnormal: flushed, as is the subnormal gradient read.
+        assert_eq!(m, vec![0.0, 0.0]);
+        assert_eq!(p, vec![0.5, -0.25]);
+        assert_eq!(mxcsr_bits(), before, "the thread's floating point is restored");
+        // The same arithmetic outside `apply` keeps subnormals.
+        assert!(std::hint::black_box(0.9f32) * std::hint::black_box(tiny) != 0.0);
+    }
+
+    /// The calling thread's MXCSR, or 0 where there is none.
+    fn mxcsr_bits() -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        return mxcsr();
+        #[cfg(not(target_arch = "x86_64"))]
+        0
+    }
 
     #[test]
     fn every_instruction_set_updates_to_the_portable_rules_bits() {
