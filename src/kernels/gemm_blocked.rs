@@ -227,15 +227,12 @@ fn split_depth(ops: Operands<'_>, c: &mut CView<'_>) -> bool {
         let Ok(mut slot) = cell.try_borrow_mut() else { return false };
         let ws = slot.get_or_insert_with(Workspace::new);
         let Some(partial) = ws.b.get_mut(..n) else { return false };
-        let half = k / 2;
-        let (a, b) = (ops.a, ops.b);
+        let (first, second) = split_steps(ops, k / 2);
         let (a_step, b_step) = (ops.al.col_stride, ops.bl.row_stride);
-        let first = c.row(0, n);
-        let rest = |start: usize| (&a[(start * a_step).min(a.len())..], &b[(start * b_step).min(b.len())..]);
-        let (a2, b2) = rest(half);
+        let mine = c.row(0, n);
         super::team::join(
-            || row_times_matrix(half, a, a_step, b, b_step, first),
-            || row_times_matrix(k - half, a2, a_step, b2, b_step, partial),
+            || row_times_matrix(first.al.cols, first.a, a_step, first.b, b_step, mine),
+            || row_times_matrix(second.al.cols, second.a, a_step, second.b, b_step, partial),
         );
         for (c, p) in c.row(0, n).iter_mut().zip(partial.iter()) {
             *c += p;
@@ -268,13 +265,8 @@ fn split_batch_depth(ops: Operands<'_>, c: &mut CView<'_>) -> bool {
     }) else {
         return false;
     };
-    let half = k / 2;
-    let mut first = ops;
-    (first.al.cols, first.bl.rows) = (half, half);
-    let mut second = ops;
-    second.a = &ops.a[(half * ops.al.col_stride).min(ops.a.len())..];
-    second.b = &ops.b[(half * ops.bl.row_stride).min(ops.b.len())..];
-    (second.al.cols, second.bl.rows, second.cl) = (k - half, k - half, Layout::row_major(m, n));
+    let (first, mut second) = split_steps(ops, k / 2);
+    second.cl = Layout::row_major(m, n);
     let lent = partial.len() >= m * n;
     if lent {
         let (mine, theirs) = (CView::new(c.row(0, m * n)), CView::new(&mut partial[..m * n]));
@@ -291,6 +283,20 @@ fn split_batch_depth(ops: Operands<'_>, c: &mut CView<'_>) -> bool {
         }
     });
     lent
+}
+
+/// Depth steps `..split` and `split..`: A's columns and B's rows (both halves write all of
+/// C; the caller adds them).
+fn split_steps(ops: Operands<'_>, split: usize) -> (Operands<'_>, Operands<'_>) {
+    let mut first = ops;
+    first.al.cols = split;
+    first.bl.rows = split;
+    let mut second = ops;
+    second.a = &ops.a[(split * ops.al.col_stride).min(ops.a.len())..];
+    second.b = &ops.b[(split * ops.bl.row_stride).min(ops.b.len())..];
+    second.al.cols -= split;
+    second.bl.rows -= split;
+    (first, second)
 }
 
 /// Rows `..split` and `split..` of A and C.
