@@ -131,6 +131,8 @@ pub(crate) struct HostCtx {
     pub frame: *const usize,
     pub seed: u64,
     pub step: u64,
+    /// The run's parameters were checked finite by the caller (`Params::Finite`).
+    pub finite_params: bool,
     pub error: Option<RunError>,
 }
 
@@ -179,7 +181,7 @@ impl HostCtx {
                 let (sa, sb, sc) = (span(&la), span(&lb), span(&lc));
                 let (a, b) = unsafe { (self.slice::<f32>(a, sa), self.slice::<f32>(b, sb)) };
                 let c = unsafe { self.slice_mut::<f32>(c, sc) };
-                let skip = skips(skip_zero_a, b);
+                let skip = skips(skip_zero_a, b, self.finite_params);
                 batched_product(a, la, b, lb, c, lc, threads, skip).map_err(|e| RunError::InvalidGraph {
                     node: NodeId(0),
                     message: format!("matrix product: {e}"),
@@ -363,7 +365,7 @@ impl HostCtx {
         };
         let (ma, mb) = (MatRef::new(ga, la.matrix).map_err(bad)?, MatRef::new(gb, lb.matrix).map_err(bad)?);
         let mc = MatMut::new(gc, lc.matrix).map_err(bad)?;
-        if skips(skip_zero_a, gb) {
+        if skips(skip_zero_a, gb, self.finite_params) {
             gemm_skipping_zero_a(ma, mb, mc, par, Some(&done)).map_err(bad)
         } else {
             gemm_then(ma, mb, mc, par, &done).map_err(bad)
@@ -435,13 +437,15 @@ impl HostCtx {
     }
 }
 
-/// Whether a product skips its batch's zeros now: always in a training step, in a
-/// prediction when `b` is finite (one pass over it).
-fn skips(skip: ZeroSkip, b: &[f32]) -> bool {
+/// Whether a product skips its batch's zeros now: always in a training step; in a
+/// prediction when `b` is a parameter and the run's parameters were checked finite by the
+/// caller (`finite_params`), or, in a large one, when one pass finds `b` finite.
+fn skips(skip: ZeroSkip, b: &[f32], finite_params: bool) -> bool {
     match skip {
         ZeroSkip::Off => false,
         ZeroSkip::Guarded => true,
-        ZeroSkip::CheckedB => finite_max_abs(b).is_some(),
+        ZeroSkip::CheckedB { param } => (param && finite_params) || finite_max_abs(b).is_some(),
+        ZeroSkip::FiniteParam => finite_params,
     }
 }
 

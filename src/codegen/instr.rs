@@ -182,9 +182,14 @@ pub enum ZeroSkip {
     Off,
     /// In a training step, whose guard keeps every parameter and gradient finite.
     Guarded,
-    /// In a prediction of at least [`MIN_CHECKED_ROWS`] rows: when one pass over B finds
-    /// it finite, else in full.
-    CheckedB,
+    /// In a prediction of at least [`MIN_CHECKED_ROWS`] rows: when B is a parameter of a
+    /// run whose parameters the caller checked finite (`Params::Finite`), or one pass over
+    /// B finds it finite; else in full.
+    CheckedB { param: bool },
+    /// In a smaller prediction whose B is a parameter: only in a run whose parameters the
+    /// caller checked finite (a validation pass, which runs the fit's batch size hundreds
+    /// of times over the same parameters).
+    FiniteParam,
 }
 
 /// Fewest rows of a prediction's batch for which checking B (the first layer's weights,

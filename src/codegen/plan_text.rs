@@ -45,7 +45,9 @@ impl Plan {
                 match skip_zero_a {
                     ZeroSkip::Off => "",
                     ZeroSkip::Guarded => ", skipping the batch's zeros",
-                    ZeroSkip::CheckedB => ", skipping the batch's zeros if B is finite",
+                    ZeroSkip::CheckedB { .. } => ", skipping the batch's zeros if B is finite",
+                    ZeroSkip::FiniteParam =>
+                        ", skipping the batch's zeros if the parameters are checked finite",
                 }
             ),
             Instr::OneHot { labels, out: o, rows, depth } => {

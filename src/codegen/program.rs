@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 pub enum Params<'a> {
     /// Read-only parameters in the graph's order (inference).
     Values(&'a [Value]),
+    /// `Values` that the caller has checked are all finite: a product of an input batch
+    /// with one of them may skip the batch's zeros without checking the parameter again
+    /// (`ZeroSkip`). A caller that passes a non-finite value here gets `0·∞` counted as 0.
+    Finite(&'a [Value]),
     /// Training: the parameters (graph order), the optimizer slots (in the plan's order)
     /// and the hyper-parameter block, all updated in place.
     Train { params: &'a mut [Vec<f32>], slots: &'a mut [Vec<f32>], hyper: &'a mut [f32] },
@@ -222,7 +226,14 @@ impl Program {
         }
         let compiled = compile(&plan.kernels, &calls, want_clif)?;
         let frame = frame.into_boxed_slice();
-        let host = Box::new(HostCtx { ops, frame: frame.as_ptr(), seed, step: 0, error: None });
+        let host = Box::new(HostCtx {
+            ops,
+            frame: frame.as_ptr(),
+            seed,
+            step: 0,
+            finite_params: false,
+            error: None,
+        });
         let ext_outputs = plan
             .outputs
             .iter()
@@ -315,8 +326,9 @@ impl Program {
             self.bind(k, ptr, v.len(), dtype, false)?;
         }
         let ni = inputs.len();
+        self.host.finite_params = matches!(params, Params::Finite(_));
         match params {
-            Params::Values(values) => {
+            Params::Values(values) | Params::Finite(values) => {
                 if ni + values.len() != self.plan.exts.len() {
                     return Err(RunError::ArgumentCount {
                         what: "parameters",
@@ -378,6 +390,7 @@ impl Program {
             };
             self.bind(k, ptr, len, dtype, false)?;
         }
+        self.host.finite_params = false;
         self.launch(step)
     }
 

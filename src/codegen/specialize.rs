@@ -372,14 +372,17 @@ pub fn specialize(
                             let [la, lb, lc] = fold_batch([la, lb, lc]);
                             // A training batch, which the step's guard multiplies only by
                             // finite parameters and gradients; a large prediction's, after
-                            // checking B.
+                            // checking B; a smaller one's by a parameter checked by the caller.
+                            let param = matches!(g.node(b.node).op, Op::Param { .. });
                             let skip_zero_a =
                                 if !options.skip_zero_a || !matches!(g.node(a.node).op, Op::Input { .. }) {
                                     ZeroSkip::Off
                                 } else if training.is_some() {
                                     ZeroSkip::Guarded
                                 } else if m >= MIN_CHECKED_ROWS {
-                                    ZeroSkip::CheckedB
+                                    ZeroSkip::CheckedB { param }
+                                } else if param {
+                                    ZeroSkip::FiniteParam
                                 } else {
                                     ZeroSkip::Off
                                 };

@@ -16,6 +16,18 @@ pub trait Executable {
     /// Runs on `inputs` and `params` (in the graph's declaration order) and returns the
     /// outputs in the graph's order. `step` varies random draws from step to step.
     fn run(&mut self, inputs: &[Value], params: &[Value], step: u64) -> Result<Vec<Value>, RunError>;
+
+    /// `run` with parameters that the caller has checked are all finite (a validation pass
+    /// over parameters the training guard kept finite): the back end may then skip a
+    /// batch's zeros in its products with them without checking them on every batch.
+    fn run_finite_params(
+        &mut self,
+        inputs: &[Value],
+        params: &[Value],
+        step: u64,
+    ) -> Result<Vec<Value>, RunError> {
+        self.run(inputs, params, step)
+    }
 }
 
 /// Which back end runs graphs.

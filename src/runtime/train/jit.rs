@@ -378,15 +378,38 @@ impl JitExecutable {
     }
 }
 
-impl super::Executable for JitExecutable {
-    fn run(&mut self, inputs: &[Value], params: &[Value], step: u64) -> Result<Vec<Value>, RunError> {
+impl JitExecutable {
+    /// Runs the compiled program for `inputs` on `params` (checked finite by the caller when
+    /// `finite`), or the interpreter when the graph does not compile.
+    fn run_with(
+        &mut self,
+        inputs: &[Value],
+        params: &[Value],
+        finite: bool,
+        step: u64,
+    ) -> Result<Vec<Value>, RunError> {
         let outputs = self.graph.outputs.len();
         if let Some(p) = self.program(inputs)? {
-            p.run(inputs, Params::Values(params), step)?;
+            p.run(inputs, if finite { Params::Finite(params) } else { Params::Values(params) }, step)?;
             return Ok((0..outputs).map(|k| p.output_value(k)).collect());
         }
         let opts = RunOptions { seed: self.seed, step, promote_f64: false, check_finite: true };
         ir::run(&self.graph, inputs, params, &opts)
+    }
+}
+
+impl super::Executable for JitExecutable {
+    fn run(&mut self, inputs: &[Value], params: &[Value], step: u64) -> Result<Vec<Value>, RunError> {
+        self.run_with(inputs, params, false, step)
+    }
+
+    fn run_finite_params(
+        &mut self,
+        inputs: &[Value],
+        params: &[Value],
+        step: u64,
+    ) -> Result<Vec<Value>, RunError> {
+        self.run_with(inputs, params, true, step)
     }
 }
 
