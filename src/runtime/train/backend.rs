@@ -11,6 +11,9 @@ use crate::ir::{self, Graph, RunError, RunOptions};
 use crate::ops::Value;
 use crate::runtime::optim::OptimizerSpec;
 
+/// A run's outputs in the graph's order, or why it failed.
+pub type Outputs = Result<Vec<Value>, RunError>;
+
 /// A graph prepared to run many times.
 pub trait Executable {
     /// Runs on `inputs` and `params` (in the graph's declaration order) and returns the
@@ -20,12 +23,7 @@ pub trait Executable {
     /// `run` with parameters that the caller has checked are all finite (a validation pass
     /// over parameters the training guard kept finite): the back end may then skip a
     /// batch's zeros in its products with them without checking them on every batch.
-    fn run_finite_params(
-        &mut self,
-        inputs: &[Value],
-        params: &[Value],
-        step: u64,
-    ) -> Result<Vec<Value>, RunError> {
+    fn run_finite_params(&mut self, inputs: &[Value], params: &[Value], step: u64) -> Outputs {
         self.run(inputs, params, step)
     }
 }

@@ -408,7 +408,7 @@ impl super::Executable for JitExecutable {
         inputs: &[Value],
         params: &[Value],
         step: u64,
-    ) -> Result<Vec<Value>, RunError> {
+    ) -> super::backend::Outputs {
         self.run_with(inputs, params, true, step)
     }
 }
