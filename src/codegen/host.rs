@@ -337,7 +337,7 @@ impl HostCtx {
         };
         let target = self.update_target(kind, *param, slots, scalars);
         let (ga, gb) = unsafe { (self.slice::<f32>(a, span(&la)), self.slice::<f32>(b, span(&lb))) };
-        if !bounded_product(ga, gb, la.matrix.cols) {
+        if !bounded_product(ga, gb, la.matrix.cols, threads) {
             self.run_op(product)?;
             let g = unsafe { self.slice::<f32>(c, *len) };
             finite_or_stop(g, grad)?;
@@ -531,13 +531,27 @@ impl UpdateTarget<'_> {
 /// Whether every sum of a product of depth `k` over `a` and `b` is finite, whatever order
 /// it is added in: both are finite and `k·max|a|·max|b|` is at most half the largest f32
 /// (the half covers rounding). Reads 29 k values for the MNIST MLP's first-layer weight
-/// gradient instead of the guard's 100 k.
-fn bounded_product(a: &[f32], b: &[f32], k: usize) -> bool {
-    match (finite_max_abs(a), finite_max_abs(b)) {
+/// gradient instead of the guard's 100 k. On two threads or more, the two halves of `a` are
+/// read at once (the batch, 25 k values: measured 2.3 µs on one thread).
+fn bounded_product(a: &[f32], b: &[f32], k: usize, threads: usize) -> bool {
+    let max_a = if threads >= 2 && a.len() >= MIN_SPLIT_CHECK {
+        let (first, second) = a.split_at(a.len() / 2);
+        match crate::kernels::team::join(|| finite_max_abs(first), || finite_max_abs(second)) {
+            (Some(x), Some(y)) => Some(x.max(y)),
+            _ => None,
+        }
+    } else {
+        finite_max_abs(a)
+    };
+    match (max_a, finite_max_abs(b)) {
         (Some(x), Some(y)) => k as f64 * x as f64 * y as f64 <= f32::MAX as f64 / 2.0,
         _ => false,
     }
 }
+
+/// Fewest values `bounded_product` checks on two threads (a hand-over to the team's worker
+/// costs a few hundred nanoseconds).
+const MIN_SPLIT_CHECK: usize = 1 << 14;
 
 /// The largest magnitude in `values`, or `None` if one of them is a NaN or an infinity.
 fn finite_max_abs(values: &[f32]) -> Option<f32> {
@@ -634,15 +648,33 @@ mod tests {
     #[test]
     fn a_product_is_bounded_only_while_no_sum_can_overflow() {
         let ones = vec![1.0f32; 64];
-        assert!(bounded_product(&ones, &ones, 64));
         // Depth 1: 1e38 is below half of f32::MAX; depth 4: 4e38 is not.
         let big = vec![-1e19f32; 4];
-        assert!(bounded_product(&big, &big, 1));
-        assert!(!bounded_product(&big, &big, 4));
-        for bad in [f32::NAN, f32::INFINITY] {
-            let mut a = ones.clone();
-            a[63] = bad;
-            assert!(!bounded_product(&a, &ones, 64) && !bounded_product(&ones, &a, 64), "{bad}");
+        // A long A is checked in halves on two threads: its largest value and its bad one
+        // in either half.
+        let long = vec![1.0f32; 2 * MIN_SPLIT_CHECK + 3];
+        for threads in [1, 2] {
+            assert!(bounded_product(&ones, &ones, 64, threads));
+            assert!(bounded_product(&big, &big, 1, threads));
+            assert!(!bounded_product(&big, &big, 4, threads));
+            for at in [0, long.len() - 1] {
+                let mut a = long.clone();
+                a[at] = -1e19;
+                assert!(bounded_product(&a, &big[..1], 1, threads), "{threads} threads, at {at}");
+                assert!(!bounded_product(&a, &big[..1], 4, threads), "{threads} threads, at {at}");
+            }
+            for bad in [f32::NAN, f32::INFINITY] {
+                let mut a = ones.clone();
+                a[63] = bad;
+                let (one, two) =
+                    (!bounded_product(&a, &ones, 64, threads), !bounded_product(&ones, &a, 64, threads));
+                assert!(one && two, "{bad}");
+                for at in [0, long.len() - 1] {
+                    let mut a = long.clone();
+                    a[at] = bad;
+                    assert!(!bounded_product(&a, &ones, 64, threads), "{bad} at {at}, {threads} threads");
+                }
+            }
         }
     }
 
