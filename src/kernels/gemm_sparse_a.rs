@@ -269,8 +269,8 @@ impl Sums<'_> {
             let out = c.block(rows.start * c_stride, rows.len(), c_stride, self.n);
             // Safety: AVX2 and FMA are present, and AVX-512 where it is called; every
             // nonzero's column is a row of B (`product` asserts that the lists hold A's
-            // shape), whose rows hold `n` values (asserted there too), and `out` is this product's block of C for these rows (checked by
-            // `block`; see `CView`).
+            // shape), whose rows hold `n` values (asserted there too), and `out` is this
+            // product's block of C for these rows (checked by `block`; see `CView`).
             unsafe {
                 if super::gemm_micro::has_avx512() {
                     avx512::sum_rows(self, rows, out, c_stride);

@@ -18,7 +18,7 @@ pub type Outputs = Result<Vec<Value>, RunError>;
 pub trait Executable {
     /// Runs on `inputs` and `params` (in the graph's declaration order) and returns the
     /// outputs in the graph's order. `step` varies random draws from step to step.
-    fn run(&mut self, inputs: &[Value], params: &[Value], step: u64) -> Result<Vec<Value>, RunError>;
+    fn run(&mut self, inputs: &[Value], params: &[Value], step: u64) -> Outputs;
 
     /// `run` with parameters that the caller has checked are all finite (a validation pass
     /// over parameters the training guard kept finite): the back end may then skip a
