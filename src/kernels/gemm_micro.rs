@@ -274,6 +274,133 @@ fn portable(k: usize, a: APanel<'_>, b: &[f32], b_stride: usize, rows: usize, ti
     }
 }
 
+/// Defines, inside an instruction set's module, the register kernel of an `R × 16` tile,
+/// each tile row `16 / lanes` vectors: `sums` (`U` interleaved accumulator sets, added at
+/// the end), `kernel_into` (those sums scaled and stored into C) and `$store` (one vector
+/// stored as `store_row` rounds: a product, then a sum). Both instruction sets run the same
+/// multiply-adds in the same order, so only the lanes per register differ.
+///
+/// Safety of the functions defined: the instruction set must be available; `sums` and
+/// `kernel_into` read `a` at `p·step + i·row` and `b` at `p·b_stride + j` for every `p < k`,
+/// `i < R`, `j < 16`; `kernel_into` writes (and reads) C at `i·c_stride + j`, and `$store`
+/// one vector at `at`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! register_tile {
+    (
+        features: $features:literal,
+        lanes: $lanes:literal,
+        vector: $vector:ty,
+        zero: $zero:ident,
+        splat: $splat:ident,
+        load: $load:ident,
+        fmadd: $fmadd:ident,
+        add: $add:ident,
+        mul: $mul:ident,
+        store_raw: $store_raw:ident,
+        store: $store:ident,
+    ) => {
+        /// Vectors in one tile row.
+        const H: usize = super::NR / $lanes;
+
+        /// The sums of an `R × 16` tile; see `register_tile!`.
+        ///
+        /// # Safety
+        /// As `register_tile!` states.
+        #[target_feature(enable = $features)]
+        #[inline]
+        unsafe fn sums<const R: usize, const U: usize>(
+            k: usize,
+            a: A,
+            b: *const f32,
+            b_stride: usize,
+        ) -> [[$vector; H]; R] {
+            // Row `i`'s pointer, advanced by `step` each step.
+            let rows: [*const f32; R] = std::array::from_fn(|i| a.ptr.wrapping_add(i * a.row));
+            let mut acc = [[[$zero(); H]; R]; U];
+            // Step `p` into one accumulator set. Safety: `p < k`, inside the caller's bounds.
+            let step = |set: &mut [[$vector; H]; R], p: usize| unsafe {
+                let bp = b.add(p * b_stride);
+                let bs: [$vector; H] = std::array::from_fn(|h| $load(bp.add($lanes * h)));
+                let at = p * a.step;
+                for (i, row) in set.iter_mut().enumerate() {
+                    let ai = $splat(*rows[i].add(at));
+                    for (s, &bh) in row.iter_mut().zip(&bs) {
+                        *s = $fmadd(ai, bh, *s);
+                    }
+                }
+            };
+            let mut p = 0;
+            while p + U <= k {
+                for (u, set) in acc.iter_mut().enumerate() {
+                    step(set, p + u);
+                }
+                p += U;
+            }
+            while p < k {
+                step(&mut acc[0], p);
+                p += 1;
+            }
+            let mut total = acc[0];
+            for set in &acc[1..] {
+                for (t, s) in total.iter_mut().zip(set) {
+                    for (th, &sh) in t.iter_mut().zip(s) {
+                        *th = $add(*th, sh);
+                    }
+                }
+            }
+            total
+        }
+
+        /// `C[i][..16] = alpha·sums[i] + beta·C[i][..16]` with rows `c_stride` apart,
+        /// straight from the registers; C is not read when `beta == 0`.
+        ///
+        /// # Safety
+        /// As `register_tile!` states.
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        pub(super) unsafe fn kernel_into<const R: usize, const U: usize>(
+            k: usize,
+            a: A,
+            b: *const f32,
+            b_stride: usize,
+            c: *mut f32,
+            c_stride: usize,
+            alpha: f32,
+            beta: f32,
+        ) {
+            // Safety: the caller's bounds are those `sums` needs, and row `i < R` of C.
+            unsafe {
+                let total = sums::<R, U>(k, a, b, b_stride);
+                for (i, row) in total.iter().enumerate() {
+                    for (h, &s) in row.iter().enumerate() {
+                        $store(c.add(i * c_stride + $lanes * h), s, alpha, beta);
+                    }
+                }
+            }
+        }
+
+        /// `at[..lanes] = alpha·s + beta·at[..lanes]`, `at` not read when `beta == 0`: the
+        /// rounding of `store_row` (a product, then a sum), for every kernel that stores
+        /// from registers.
+        ///
+        /// # Safety
+        /// The instruction set must be available and `at` writable (and readable) for one
+        /// vector.
+        #[target_feature(enable = $features)]
+        #[inline]
+        pub(crate) unsafe fn $store(at: *mut f32, s: $vector, alpha: f32, beta: f32) {
+            let mut v = if alpha == 1.0 { s } else { $mul($splat(alpha), s) };
+            // Safety: the caller's bounds.
+            unsafe {
+                if beta != 0.0 {
+                    v = $add(v, $mul($splat(beta), $load(at)));
+                }
+                $store_raw(at, v);
+            }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2 {
     use std::arch::x86_64::*;
@@ -317,108 +444,18 @@ pub(crate) mod avx2 {
         pub row: usize,
     }
 
-    /// The sums of an `R × 16` tile: `R` rows, `U` interleaved accumulator sets (added at
-    /// the end), two 8-lane halves per row.
-    ///
-    /// # Safety
-    /// AVX2 and FMA must be available; `a` must be readable at `p·step + i·row` and `b` at
-    /// `p·b_stride + j` for every `p < k`, `i < R`, `j < 16`.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn sums<const R: usize, const U: usize>(
-        k: usize,
-        a: A,
-        b: *const f32,
-        b_stride: usize,
-    ) -> [[__m256; 2]; R] {
-        // Row `i`'s pointer, advanced by `step` each step.
-        let rows: [*const f32; R] = std::array::from_fn(|i| a.ptr.wrapping_add(i * a.row));
-        let mut acc = [[[_mm256_setzero_ps(); 2]; R]; U];
-        let mut p = 0;
-        while p + U <= k {
-            for (u, set) in acc.iter_mut().enumerate() {
-                // Safety: `p + u < k`, inside the bounds the caller guarantees.
-                unsafe {
-                    let bp = b.add((p + u) * b_stride);
-                    let (b0, b1) = (_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8)));
-                    let at = (p + u) * a.step;
-                    for (i, row) in set.iter_mut().enumerate() {
-                        let ai = _mm256_broadcast_ss(&*rows[i].add(at));
-                        row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
-                        row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
-                    }
-                }
-            }
-            p += U;
-        }
-        while p < k {
-            // Safety: as above, `p < k`.
-            unsafe {
-                let bp = b.add(p * b_stride);
-                let (b0, b1) = (_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8)));
-                let at = p * a.step;
-                for (i, row) in acc[0].iter_mut().enumerate() {
-                    let ai = _mm256_broadcast_ss(&*rows[i].add(at));
-                    row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
-                    row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
-                }
-            }
-            p += 1;
-        }
-        let mut total = acc[0];
-        for set in &acc[1..] {
-            for (t, s) in total.iter_mut().zip(set) {
-                *t = [_mm256_add_ps(t[0], s[0]), _mm256_add_ps(t[1], s[1])];
-            }
-        }
-        total
-    }
-
-    /// `C[i][..16] = alpha·sums[i] + beta·C[i][..16]` with rows `c_stride` apart, straight
-    /// from the registers; C is not read when `beta == 0`. The scaling rounds as
-    /// `store_rows` does (a product, then a sum), so only the sums' order differs from the
-    /// portable path.
-    ///
-    /// # Safety
-    /// As for `sums`, and `c` writable (and readable) at `i·c_stride + j`, `i < R`, `j < 16`.
-    #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn kernel_into<const R: usize, const U: usize>(
-        k: usize,
-        a: A,
-        b: *const f32,
-        b_stride: usize,
-        c: *mut f32,
-        c_stride: usize,
-        alpha: f32,
-        beta: f32,
-    ) {
-        // Safety: the caller's bounds are those `sums` needs.
-        let total = unsafe { sums::<R, U>(k, a, b, b_stride) };
-        for (i, sum) in total.iter().enumerate() {
-            for (h, &s) in sum.iter().enumerate() {
-                // Safety: `i < R` and `8h + 8 ≤ 16`, inside the caller's bounds.
-                unsafe { store8(c.add(i * c_stride + 8 * h), s, alpha, beta) };
-            }
-        }
-    }
-
-    /// `at[..8] = alpha·s + beta·at[..8]`, `at` not read when `beta == 0`: the rounding of
-    /// `store_row` (a product, then a sum), for every kernel that stores from registers.
-    ///
-    /// # Safety
-    /// AVX must be available and `at` writable (and readable) for eight floats.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    pub(crate) unsafe fn store8(at: *mut f32, s: __m256, alpha: f32, beta: f32) {
-        let mut v = if alpha == 1.0 { s } else { _mm256_mul_ps(_mm256_set1_ps(alpha), s) };
-        // Safety: the caller's bounds.
-        unsafe {
-            if beta != 0.0 {
-                v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(at)));
-            }
-            _mm256_storeu_ps(at, v);
-        }
+    register_tile! {
+        features: "avx2,fma",
+        lanes: 8,
+        vector: __m256,
+        zero: _mm256_setzero_ps,
+        splat: _mm256_set1_ps,
+        load: _mm256_loadu_ps,
+        fmadd: _mm256_fmadd_ps,
+        add: _mm256_add_ps,
+        mul: _mm256_mul_ps,
+        store_raw: _mm256_storeu_ps,
+        store: store8,
     }
 }
 
@@ -430,99 +467,18 @@ pub(crate) mod avx512 {
     use super::avx2::A;
     use std::arch::x86_64::*;
 
-    /// The sums of an `R × 16` tile: `R` rows, `U` interleaved accumulator sets (added at
-    /// the end).
-    ///
-    /// # Safety
-    /// AVX-512 F must be available; `a` must be readable at `p·step + i·row` and `b` at
-    /// `p·b_stride + j` for every `p < k`, `i < R`, `j < 16`.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    #[inline]
-    unsafe fn sums<const R: usize, const U: usize>(
-        k: usize,
-        a: A,
-        b: *const f32,
-        b_stride: usize,
-    ) -> [__m512; R] {
-        // Row `i`'s pointer, advanced by `step` each step.
-        let rows: [*const f32; R] = std::array::from_fn(|i| a.ptr.wrapping_add(i * a.row));
-        let mut acc = [[_mm512_setzero_ps(); R]; U];
-        let mut p = 0;
-        while p + U <= k {
-            for (u, set) in acc.iter_mut().enumerate() {
-                // Safety: `p + u < k`, inside the bounds the caller guarantees.
-                unsafe {
-                    let bp = _mm512_loadu_ps(b.add((p + u) * b_stride));
-                    let at = (p + u) * a.step;
-                    for (i, s) in set.iter_mut().enumerate() {
-                        *s = _mm512_fmadd_ps(_mm512_set1_ps(*rows[i].add(at)), bp, *s);
-                    }
-                }
-            }
-            p += U;
-        }
-        while p < k {
-            // Safety: as above, `p < k`.
-            unsafe {
-                let bp = _mm512_loadu_ps(b.add(p * b_stride));
-                let at = p * a.step;
-                for (i, s) in acc[0].iter_mut().enumerate() {
-                    *s = _mm512_fmadd_ps(_mm512_set1_ps(*rows[i].add(at)), bp, *s);
-                }
-            }
-            p += 1;
-        }
-        let mut total = acc[0];
-        for set in &acc[1..] {
-            for (t, &s) in total.iter_mut().zip(set) {
-                *t = _mm512_add_ps(*t, s);
-            }
-        }
-        total
-    }
-
-    /// `C[i][..16] = alpha·sums[i] + beta·C[i][..16]`, rows `c_stride` apart, as
-    /// `avx2::kernel_into`.
-    ///
-    /// # Safety
-    /// As for `sums`, and `c` writable (and readable) at `i·c_stride + j`, `i < R`, `j < 16`.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn kernel_into<const R: usize, const U: usize>(
-        k: usize,
-        a: A,
-        b: *const f32,
-        b_stride: usize,
-        c: *mut f32,
-        c_stride: usize,
-        alpha: f32,
-        beta: f32,
-    ) {
-        // Safety: the caller's bounds are those `sums` needs, and row `i < R` of C.
-        unsafe {
-            let total = sums::<R, U>(k, a, b, b_stride);
-            for (i, &sum) in total.iter().enumerate() {
-                store16(c.add(i * c_stride), sum, alpha, beta);
-            }
-        }
-    }
-
-    /// `at[..16] = alpha·s + beta·at[..16]`, `at` not read when `beta == 0`: `avx2::store8`'s
-    /// rounding, sixteen lanes wide.
-    ///
-    /// # Safety
-    /// AVX-512 F must be available and `at` writable (and readable) for sixteen floats.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    #[inline]
-    pub(crate) unsafe fn store16(at: *mut f32, s: __m512, alpha: f32, beta: f32) {
-        let mut v = if alpha == 1.0 { s } else { _mm512_mul_ps(_mm512_set1_ps(alpha), s) };
-        // Safety: the caller's bounds.
-        unsafe {
-            if beta != 0.0 {
-                v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_set1_ps(beta), _mm512_loadu_ps(at)));
-            }
-            _mm512_storeu_ps(at, v);
-        }
+    register_tile! {
+        features: "avx512f,avx2,fma",
+        lanes: 16,
+        vector: __m512,
+        zero: _mm512_setzero_ps,
+        splat: _mm512_set1_ps,
+        load: _mm512_loadu_ps,
+        fmadd: _mm512_fmadd_ps,
+        add: _mm512_add_ps,
+        mul: _mm512_mul_ps,
+        store_raw: _mm512_storeu_ps,
+        store: store16,
     }
 }
 
