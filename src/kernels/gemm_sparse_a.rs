@@ -10,7 +10,7 @@
 //! C, eight values at a time packed by a table of lane shuffles (sixteen by the compress
 //! instruction where the CPU has AVX-512; no branch per value):
 //! straight along a row-major A (`X`); a transposed one (`Xᵀ`, whose rows are X's columns)
-//! is transposed back into scratch in 8 × 8 tiles first. The sums then read B's rows, 64
+//! is transposed back eight rows at a time into an L1-sized tile first. The sums then read B's rows, 64
 //! columns at a time held in registers (128 where the CPU has AVX-512: sixteen lanes), and
 //! rows of C are reported finished 48 at a time, so that an update fused with the product
 //! finds them in cache.
@@ -47,7 +47,8 @@ pub(super) struct Nonzeros {
     starts: Vec<usize>,
     cols: Vec<u32>,
     values: Vec<f32>,
-    /// A transposed A, transposed back (rows contiguous) before its nonzeros are gathered.
+    /// Eight rows of a transposed A, transposed back (rows contiguous) before their nonzeros
+    /// are gathered.
     transposed: Vec<f32>,
     /// The rows and depth of the view last gathered, when its gather succeeded.
     shape: Option<(usize, usize)>,
@@ -95,49 +96,74 @@ impl Nonzeros {
         }
         self.starts.clear();
         self.starts.reserve(rows + 1);
-        if row_stride == 1 && col_stride != 1 {
-            return self.gather_down_columns(a, al, budget);
-        }
         // Room for a whole row past the budget, and for the eight values a chunk writes.
         let room = budget + depth + 8;
         grow(&mut self.cols, room);
         grow(&mut self.values, room);
-        let mut len = 0;
         self.starts.push(0);
-        for i in 0..rows {
-            let row_start = i * row_stride;
-            if col_stride == 1 {
-                len = compress(&a[row_start..row_start + depth], &mut self.cols, &mut self.values, len);
-            } else {
-                for p in 0..depth {
-                    let v = a[row_start + p * col_stride];
-                    (self.cols[len], self.values[len]) = (p as u32, v);
-                    len += usize::from(v != 0.0);
+        let gathered = if row_stride == 1 && col_stride != 1 {
+            self.gather_down_columns(a, al, budget)
+        } else {
+            (0..rows).all(|i| {
+                let row_start = i * row_stride;
+                if col_stride == 1 {
+                    self.push_row(&a[row_start..row_start + depth], budget)
+                } else {
+                    let mut len = self.len();
+                    for p in 0..depth {
+                        let v = a[row_start + p * col_stride];
+                        (self.cols[len], self.values[len]) = (p as u32, v);
+                        len += usize::from(v != 0.0);
+                    }
+                    self.starts.push(len);
+                    len <= budget
                 }
-            }
-            if len > budget {
-                return false;
-            }
-            self.starts.push(len);
+            })
+        };
+        if gathered {
+            self.shape = Some((rows, depth));
         }
-        self.shape = Some((rows, depth));
-        true
+        gathered
+    }
+
+    /// The number of nonzeros gathered so far.
+    fn len(&self) -> usize {
+        self.starts.last().copied().unwrap_or(0)
+    }
+
+    /// Appends the nonzeros of one contiguous row; `false` once the lists hold more than
+    /// `budget`.
+    fn push_row(&mut self, row: &[f32], budget: usize) -> bool {
+        let len = self.len();
+        let len = compress(row, &mut self.cols, &mut self.values, len);
+        self.starts.push(len);
+        len <= budget
     }
 
     /// `gather` for a transposed A (`A(i, p)` at `i + p·col_stride`, the weight gradient's
-    /// `Xᵀ`): transposed into scratch in 8 × 8 tiles first, then gathered row by row. (Placing
-    /// the nonzeros of each depth step into rows by a counting sort instead took three times
-    /// as long: its scattered stores and counter updates stalled on each other.)
+    /// `Xᵀ`): eight rows at a time transposed into an L1-sized tile (8 × 8 blocks), whose
+    /// rows are then gathered. (Transposing the whole of A first wrote and read back a copy
+    /// of it, 50 KB a thread in the MNIST MLP; placing the nonzeros of each depth step into
+    /// rows by a counting sort took three times as long: its scattered stores and counter
+    /// updates stalled on each other.)
     fn gather_down_columns(&mut self, a: &[f32], al: Layout, budget: usize) -> bool {
-        let Layout { rows, cols: depth, .. } = al;
-        let mut rows_major = std::mem::take(&mut self.transposed);
-        grow(&mut rows_major, rows * depth);
-        transpose(a, al, &mut rows_major[..rows * depth]);
-        let gathered = self.gather(&rows_major, Layout::row_major(rows, depth), budget);
-        self.transposed = rows_major;
+        let Layout { rows, cols: depth, col_stride, .. } = al;
+        let mut tile = std::mem::take(&mut self.transposed);
+        grow(&mut tile, TILE_ROWS * depth);
+        let gathered = (0..rows).step_by(TILE_ROWS).all(|i0| {
+            let height = TILE_ROWS.min(rows - i0);
+            let block = Layout { rows: height, cols: depth, row_stride: 1, col_stride };
+            transpose(a.get(i0..).unwrap_or(&[]), block, &mut tile[..height * depth]);
+            (0..height).all(|r| self.push_row(&tile[r * depth..(r + 1) * depth], budget))
+        });
+        self.transposed = tile;
         gathered
     }
 }
+
+/// Rows of a transposed A transposed back at a time (`Nonzeros::gather_down_columns`): one
+/// 8 × 8 block high.
+const TILE_ROWS: usize = 8;
 
 /// `out[i·cols + p] = A(i, p)` for a transposed A (`row_stride == 1`): 8 × 8 tiles, each
 /// eight contiguous loads and eight contiguous stores, then the ragged edges one by one.
