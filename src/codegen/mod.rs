@@ -33,6 +33,7 @@ pub mod strided;
 pub mod update;
 pub mod window;
 
+pub use crate::kernels::aligned::AlignedF32;
 pub use jit::{Jit, Kernel, clif_text};
 pub use kexpr::{Access, KernelError, KernelExpr, KernelKind, KernelSpec, ReduceAxis};
 pub use program::{OutputRef, Params, Program, Slice};

@@ -13,6 +13,7 @@ use super::kexpr::KernelError;
 use super::specialize::{Base, ConstData, Instr, Plan, Ptr};
 use super::update::{H_CLIP, H_DECAY, H_L2, H_LR, H_LR_T, H_SCALE0};
 use crate::ir::{Graph, RunError};
+use crate::kernels::aligned::AlignedF32;
 use crate::ops::Value;
 use crate::shape::{DType, TensorType};
 use std::time::{Duration, Instant};
@@ -27,7 +28,7 @@ pub enum Params<'a> {
     Finite(&'a [Value]),
     /// Training: the parameters (graph order), the optimizer slots (in the plan's order)
     /// and the hyper-parameter block, all updated in place.
-    Train { params: &'a mut [Vec<f32>], slots: &'a mut [Vec<f32>], hyper: &'a mut [f32] },
+    Train { params: &'a mut [AlignedF32], slots: &'a mut [AlignedF32], hyper: &'a mut [f32] },
 }
 
 /// A graph output after a run.
@@ -48,7 +49,7 @@ pub enum Slice<'a> {
 pub struct Program {
     plan: Plan,
     /// Owns the arenas; touched only through the raw pointers below.
-    _arena: Box<[f32]>,
+    _arena: AlignedF32,
     _iarena: Box<[i64]>,
     arena: *mut f32,
     iarena: *mut i64,
@@ -68,7 +69,9 @@ impl Program {
     /// Allocates the plan's memory and compiles it; `seed` drives random ops.
     pub fn new(graph: &Graph, plan: Plan, seed: u64, want_clif: bool) -> Result<Program, KernelError> {
         let started = Instant::now();
-        let mut arena = vec![0.0f32; plan.arena_len.max(1)].into_boxed_slice();
+        // On a cache line, so that every buffer the plan places at a multiple of
+        // `fuse::plan::ALIGN` elements starts one too.
+        let mut arena = AlignedF32::zeros(plan.arena_len.max(1));
         let mut iarena = vec![0i64; plan.iarena_len.max(1)].into_boxed_slice();
         let (arena_ptr, iarena_ptr) = (arena.as_mut_ptr(), iarena.as_mut_ptr());
         let mut frame: Vec<usize> = Vec::new();

@@ -13,6 +13,7 @@
 //! of it is nonzero (`gemm_sparse_a.rs`), and otherwise leaves out the depth steps and row
 //! panels where the whole batch is zero (`gemm_zero_a.rs`).
 
+use super::aligned::AlignedF32;
 use super::gemm::{BlockDone, FinishedBlock, Layout};
 use super::gemm_cview::CView;
 use super::gemm_micro::{APanel, MR, NR, Tile, kernel, kernel_into, row_times_matrix, store_row};
@@ -40,8 +41,8 @@ const PARTIAL: usize = MAX_BATCH_ROWS * 256;
 
 /// Packing buffers of one thread, and the depth blocks of its current product.
 struct Workspace {
-    a: Vec<f32>,
-    b: Vec<f32>,
+    a: AlignedF32,
+    b: AlignedF32,
     /// Which depth steps of A hold a nonzero value (`gemm_zero_a.rs`).
     nonzero: Vec<bool>,
     /// The depth blocks `(start, length)` the product runs.
@@ -62,8 +63,8 @@ const PREPARED_DEPTH: usize = 1 << 14;
 impl Workspace {
     fn new() -> Workspace {
         Workspace {
-            a: vec![0.0; MC * KC],
-            b: vec![0.0; KC * NC],
+            a: AlignedF32::zeros(MC * KC),
+            b: AlignedF32::zeros(KC * NC),
             nonzero: Vec::with_capacity(PREPARED_DEPTH),
             blocks: Vec::with_capacity(block_capacity(PREPARED_DEPTH)),
             nonzeros: Nonzeros::prepared(),

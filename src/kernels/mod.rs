@@ -2,6 +2,7 @@
 //! convolutions through them (`conv`) and pooling (`pool`). Everything here is safe to call
 //! with any input: bad shapes and short slices are `Err`s.
 
+pub mod aligned;
 pub mod conv;
 pub mod gemm;
 mod gemm_blocked;

@@ -10,7 +10,7 @@
 use super::TrainError;
 use super::params::ParamStore;
 use super::stepper::{InterpStepper, StepError, StepOutputs, StepStats, TrainStepper};
-use crate::codegen::{Params, PlanOptions, Program, Training, specialize, update};
+use crate::codegen::{AlignedF32, Params, PlanOptions, Program, Training, specialize, update};
 use crate::fuse::{self, Schedule};
 use crate::ir::{self, Graph, NodeId, RunError, RunOptions};
 use crate::ops::Value;
@@ -81,8 +81,8 @@ pub struct JitStepper {
     shapes: Vec<Vec<usize>>,
     graph_param: Vec<usize>,
     /// Parameters in the graph's order, optimizer slots in the plan's order.
-    params: Vec<Vec<f32>>,
-    slots: Vec<Vec<f32>>,
+    params: Vec<AlignedF32>,
+    slots: Vec<AlignedF32>,
     hyper: Vec<f32>,
     steps_done: u64,
     programs: Vec<Program>,
@@ -124,15 +124,15 @@ impl JitStepper {
         let keep = vec![graph.outputs[outs.loss].1, graph.outputs[outs.output].1];
         let loss = Some(graph.outputs[outs.loss].1);
         let training = Training { spec: spec.clone(), updates, states, keep, loss };
-        let mut params = vec![Vec::new(); graph.params.len()];
+        let mut params = vec![AlignedF32::zeros(0); graph.params.len()];
         for (s, v) in store.values.iter().enumerate() {
-            params[graph_param[s]] = v.iter().copied().collect();
+            params[graph_param[s]] = AlignedF32::from_slice(&v.iter().copied().collect::<Vec<_>>());
         }
         let slot_count = spec.slot_names().len();
         let slots = outs
             .trainable
             .iter()
-            .flat_map(|&s| std::iter::repeat_n(vec![0.0f32; store.values[s].len()], slot_count))
+            .flat_map(|&s| std::iter::repeat_n(AlignedF32::zeros(store.values[s].len()), slot_count))
             .collect();
         let hyper = vec![1.0; update::H_SCALE0 + outs.trainable.len()];
         Ok(JitStepper {
@@ -197,7 +197,7 @@ impl JitStepper {
             .map(|(info, data)| {
                 let shape: Option<Vec<usize>> =
                     info.ty.shape.iter().map(|d| d.as_const().map(|c| c as usize)).collect();
-                ArrayD::from_shape_vec(IxDyn(&shape?), data.clone()).ok().map(Value::F32)
+                ArrayD::from_shape_vec(IxDyn(&shape?), data.to_vec()).ok().map(Value::F32)
             })
             .collect::<Option<_>>()?;
         let opts = RunOptions { seed: self.seed, step, promote_f64: false, check_finite: true };
@@ -270,7 +270,7 @@ impl TrainStepper for JitStepper {
             .graph_param
             .iter()
             .zip(&self.shapes)
-            .map(|(&g, shape)| ArrayD::from_shape_vec(IxDyn(shape), self.params[g].clone()))
+            .map(|(&g, shape)| ArrayD::from_shape_vec(IxDyn(shape), self.params[g].to_vec()))
             .collect::<Result<Vec<_>, _>>()
             .unwrap_or_else(|_| unreachable!("parameter buffers keep their shapes' lengths"));
         ParamStore { names: self.names.clone(), values, trainable: self.trainable.clone() }
@@ -299,7 +299,7 @@ impl TrainStepper for JitStepper {
             .into_iter()
             .zip(&self.slots)
             .map(|((name, shape), data)| {
-                let t = ArrayD::from_shape_vec(IxDyn(&shape), data.clone())
+                let t = ArrayD::from_shape_vec(IxDyn(&shape), data.to_vec())
                     .unwrap_or_else(|_| unreachable!("slot buffers match their parameter's shape"));
                 (name, t)
             })
