@@ -24,6 +24,10 @@
 #              table then also gives dnnc's ratio to the fastest peer of each round, and the
 #              median of those ratios (default 1).
 #
+# Before each framework the script waits for the CPU to be quiet and prints a host probe
+# (cache_probe.rs): the latency of the L3 the host shares with other tenants, and the speed
+# of the core itself; the table gives the probe taken before dnnc in each round.
+#
 # --setup      creates the peers' virtual environment from PyPI first (a few GB; never in CI):
 #              $PEERS_VENV, default ~/.cache/dnnc/peers-venv. PyTorch comes from its CPU wheel
 #              index when that answers, else from PyPI.
@@ -63,8 +67,22 @@ case $BENCH in
 esac
 mkdir -p "$(dirname "$OUT")"
 : > "$OUT"
-# Waits (at most $QUIET_WAIT s) for other processes to leave the CPU before each framework.
-quiet() { python3 "$PEERS_DIR/wait_quiet.py" --max-wait "${QUIET_WAIT:-120}" 2>/dev/null | tail -1; }
+# The host probe (cache_probe.rs), built once; nothing is probed without rustc.
+PROBE="$ROOT/target/peers/cache_probe"
+rustc -O -C target-cpu=native --edition 2021 "$ROOT/benches/peers/cache_probe.rs" -o "$PROBE" 2>/dev/null || PROBE=
+PROBES="$OUT.probes"
+: > "$PROBES"
+# Waits (at most $QUIET_WAIT s) for other processes to leave the CPU before each framework,
+# then prints the host probe and keeps it (with the round and what runs next) for the table.
+quiet() {
+  python3 "$PEERS_DIR/wait_quiet.py" --max-wait "${QUIET_WAIT:-120}" 2>/dev/null | tail -1
+  if [ -n "$PROBE" ]; then
+    local l3 core
+    read -r l3 core < <("$PROBE")
+    echo "[host probe] random loads over 2 MiB: $l3 ns (12-25 when the host's L3 is quiet); core pass: $core ns"
+    echo "${round:-1} ${1:-} $l3 $core" >> "$PROBES"
+  fi
+}
 
 if [ "$SETUP" = 1 ]; then
   python3 -m venv "$VENV" || exit 1
@@ -143,7 +161,7 @@ one_round() {
     mlp)
       echo "=== dnnc (JIT)"
       (cd "$ROOT" && cargo build --release --example mnist_report 2>&1 | tail -1)
-      quiet
+      quiet dnnc
       (cd "$ROOT" && /usr/bin/time -f "dnnc max RSS %M KiB" target/release/examples/mnist_report --data "$DATA" --epochs "$EPOCHS" ${THREADS:+--threads "$THREADS"}) \
         2>&1 | tee /dev/stderr | grep '^RESULT ' | sed 's/^RESULT //' >> "$ROUND_OUT"
       ;;
@@ -196,9 +214,14 @@ for l in open(sys.argv[1]):
 done
 rm -f "$ROUND_OUT"
 
-python3 - "$OUT" <<'PY'
+python3 - "$OUT" "$PROBES" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+probes = {}
+for line in open(sys.argv[2]):
+    parts = line.split()
+    if len(parts) == 4 and parts[1] == "dnnc":
+        probes[int(parts[0])] = (float(parts[2]), float(parts[3]))
 # Per framework, one training row and one inference row per round.
 train, infer = {}, {}
 for r in rows:
@@ -244,6 +267,9 @@ if len(rounds) > 1:
         if ratios:
             print(f"  {fw} / the round's fastest peer: " + " ".join(f"{x:.2f}x" for x in ratios)
                   + f"; median {med(ratios):.2f}x")
+    if probes:
+        print("  host probe just before dnnc, L3 load / core pass (ns): "
+              + " ".join(f"{probes[k][0]:.0f}/{probes[k][1]:.0f}" if k in probes else "-" for k in rounds))
 for fw, runs in train.items():
     for k, r in sorted(runs.items()):
         if "compile_ms" in r:

@@ -41,6 +41,13 @@ impl AlignedF32 {
     }
 }
 
+impl Default for AlignedF32 {
+    /// An empty buffer (no allocation).
+    fn default() -> AlignedF32 {
+        AlignedF32::zeros(0)
+    }
+}
+
 impl Deref for AlignedF32 {
     type Target = [f32];
 
@@ -81,5 +88,6 @@ mod tests {
             assert!(copy.iter().zip(&values).all(|(&c, &v)| c == v + 1.0));
             assert!(AlignedF32::zeros(len).iter().all(|&v| v == 0.0));
         }
+        assert!(AlignedF32::default().is_empty());
     }
 }

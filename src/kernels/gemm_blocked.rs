@@ -50,7 +50,7 @@ struct Workspace {
     /// A sparse A's nonzeros (`gemm_sparse_a.rs`).
     nonzeros: Nonzeros,
     /// The worker's half of C in a depth-split product (`split_batch_depth`).
-    partial: Vec<f32>,
+    partial: AlignedF32,
 }
 
 /// Depth that every thread's zero-skipping scratch holds from its start: a batch of up to
@@ -68,7 +68,7 @@ impl Workspace {
             nonzero: Vec::with_capacity(PREPARED_DEPTH),
             blocks: Vec::with_capacity(block_capacity(PREPARED_DEPTH)),
             nonzeros: Nonzeros::prepared(),
-            partial: vec![0.0; PARTIAL],
+            partial: AlignedF32::zeros(PARTIAL),
         }
     }
 }
