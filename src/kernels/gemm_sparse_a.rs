@@ -8,12 +8,12 @@
 //!
 //! A row's nonzeros are gathered first, as (column, value) lists for the thread's rows of
 //! C, eight values at a time packed by a table of lane shuffles (sixteen by the compress
-//! instruction where the CPU has AVX-512; no branch per value):
-//! straight along a row-major A (`X`); a transposed one (`Xᵀ`, whose rows are X's columns)
-//! is transposed back eight rows at a time into an L1-sized tile first. The sums then read B's rows, 64
-//! columns at a time held in registers (128 where the CPU has AVX-512: sixteen lanes), and
-//! rows of C are reported finished 48 at a time, so that an update fused with the product
-//! finds them in cache.
+//! instruction where the CPU has AVX-512; no branch per value): straight along a row-major
+//! A (`X`); a transposed one (`Xᵀ`, whose rows are X's columns) is transposed back eight
+//! rows at a time into an L1-sized tile first. The sums then read B's rows, 64 columns at a
+//! time held in registers (128 where the CPU has AVX-512: sixteen lanes), and rows of C are
+//! reported finished 48 at a time, so that an update fused with the product finds them in
+//! cache.
 //!
 //! Denser than [`MAX_DENSITY`] (a quarter of A's elements), the blocked product is faster
 //! and this gives up before computing anything. As for every skip of A's zeros, a skipped
