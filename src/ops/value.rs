@@ -122,8 +122,10 @@ impl Value {
     /// Whether every element is finite (integers and bools always are).
     pub fn all_finite(&self) -> bool {
         match self {
-            Value::F32(a) => a.iter().all(|v| v.is_finite()),
-            Value::F64(a) => a.iter().all(|v| v.is_finite()),
+            // A fold rather than `all`, which stops early and so is not vectorized: the
+            // evaluator checks every parameter once per pass (109 k values for the MNIST MLP).
+            Value::F32(a) => a.iter().fold(true, |ok, v| ok & v.is_finite()),
+            Value::F64(a) => a.iter().fold(true, |ok, v| ok & v.is_finite()),
             Value::I64(_) | Value::U8(_) | Value::Bool(_) => true,
         }
     }

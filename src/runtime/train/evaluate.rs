@@ -104,14 +104,15 @@ pub(super) fn as_f32(v: &Value) -> ArrayD<f32> {
     }
 }
 
-/// Whether every element of `v` is finite (integers always are).
-fn all_finite(v: &Value) -> bool {
-    match v {
-        // A fold rather than `all`, which stops early and so is not vectorized.
-        Value::F32(a) => a.iter().fold(true, |ok, x| ok & x.is_finite()),
-        Value::F64(a) => a.iter().fold(true, |ok, x| ok & x.is_finite()),
-        _ => true,
-    }
+/// Runs `exe` on one batch after another with the same `params`, checked finite once here
+/// for the whole pass, so that the compiled products skip the batches' zeros without
+/// checking the weights on every batch (`Executable::run_finite_params`).
+fn pass_runner<'a>(
+    exe: &'a mut dyn Executable,
+    params: &'a [Value],
+) -> impl FnMut(&[Value]) -> super::backend::Outputs + 'a {
+    let finite = params.iter().all(Value::all_finite);
+    move |x| if finite { exe.run_finite_params(x, params, 0) } else { exe.run(x, params, 0) }
 }
 
 /// Runs an evaluation graph (outputs `output` and maybe `loss`) over a dataset.
@@ -124,9 +125,7 @@ pub(super) fn run_eval(
     metrics: &mut [Metric],
 ) -> Result<EvalReport, TrainError> {
     let params = store.values_for(graph)?;
-    // Checked once for the whole pass, so that the compiled products skip the batches'
-    // zeros without checking the weights on every batch.
-    let finite = params.iter().all(all_finite);
+    let mut run = pass_runner(exe, &params);
     let out_i = graph.outputs.iter().position(|(n, _)| n == "output");
     let loss_i = graph.outputs.iter().position(|(n, _)| n == "loss");
     let batcher = Batcher::new(data.clone(), batch, 0)?.without_shuffle();
@@ -137,11 +136,8 @@ pub(super) fn run_eval(
     let (mut batches, mut b, mut inputs) = (batcher.epoch(0), Batch::empty(), Vec::new());
     while batches.fill(&mut b) {
         let n = b.len();
-        let run = |x: &[Value]| {
-            if finite { exe.run_finite_params(x, &params, 0) } else { exe.run(x, &params, 0) }
-        };
         let outs =
-            with_inputs(&mut b, graph, &mut inputs, run).map_err(|e| run_error(&graph.name, 0, 0, e))?;
+            with_inputs(&mut b, graph, &mut inputs, &mut run).map_err(|e| run_error(&graph.name, 0, 0, e))?;
         if let Some(i) = loss_i {
             loss_sum += scalar(&outs[i]) * n as f64;
         }
@@ -241,9 +237,7 @@ pub fn predict(
     let mut exe = prepare_with(cfg.backend.unwrap_or_default(), &spec.eval_graph, 0, cfg.plan_options());
     let graph = &spec.eval_graph;
     let params = store.values_for(graph)?;
-    // Checked once for the whole pass, so that the compiled products skip the batches'
-    // zeros without checking the weights on every batch.
-    let finite = params.iter().all(all_finite);
+    let mut run = pass_runner(exe.as_mut(), &params);
     let out_i = graph
         .outputs
         .iter()
@@ -253,11 +247,8 @@ pub fn predict(
     let mut batches = Batcher::new(data, count.max(1), 0)?.without_shuffle().epoch(0);
     let (mut b, mut inputs) = (Batch::empty(), Vec::new());
     while batches.fill(&mut b) {
-        let run = |x: &[Value]| {
-            if finite { exe.run_finite_params(x, &params, 0) } else { exe.run(x, &params, 0) }
-        };
         let outs =
-            with_inputs(&mut b, graph, &mut inputs, run).map_err(|e| run_error(&graph.name, 0, 0, e))?;
+            with_inputs(&mut b, graph, &mut inputs, &mut run).map_err(|e| run_error(&graph.name, 0, 0, e))?;
         rows.push(as_f32(&outs[out_i]));
     }
     let views: Vec<_> = rows.iter().map(|r| r.view()).collect();

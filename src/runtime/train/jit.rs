@@ -126,7 +126,9 @@ impl JitStepper {
         let training = Training { spec: spec.clone(), updates, states, keep, loss };
         let mut params = vec![AlignedF32::zeros(0); graph.params.len()];
         for (s, v) in store.values.iter().enumerate() {
-            params[graph_param[s]] = AlignedF32::from_slice(&v.iter().copied().collect::<Vec<_>>());
+            let p = &mut params[graph_param[s]];
+            *p = AlignedF32::zeros(v.len());
+            p.iter_mut().zip(v).for_each(|(dst, src)| *dst = *src);
         }
         let slot_count = spec.slot_names().len();
         let slots = outs
